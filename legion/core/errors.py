@@ -1,0 +1,121 @@
+"""One error tree for all of Legion.
+
+Every error carries the HTTP ``status`` a service answers with and the ``exit_code`` the CLI exits with, so each
+surface renders errors in exactly one place (the model APIs as ``{"error": ...}``, the CLI as ``Error: ...``)::
+
+    LegionError (500, exit 1)
+    ├── InvalidInputError (422, exit 2)      the caller sent something we cannot accept
+    │   ├── BadRequestError (400)            malformed body, wrong content type, missing header
+    │   └── PayloadTooLargeError (413)       body over the configured limit
+    ├── NotFoundError (404, exit 3)          no such model, endpoint, resource or path
+    ├── ConflictError (409, exit 4)          the resource exists already or changed under us
+    ├── UnauthorizedError (401, exit 5)      no, bad, expired or revoked credentials
+    ├── ForbiddenError (403, exit 6)         valid credentials, not allowed to do this
+    ├── UnavailableError (503, exit 7)       not ready yet (model loading, draining); try again
+    ├── ModelFormatError (422, exit 8)       a model directory that cannot be loaded as it is
+    └── ModelError (500, exit 9)             the model's own code raised while predicting
+
+Foreign exceptions are translated at the boundary where they are caught (``raise ... from exc``); nothing
+below a surface formats a message for a user twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+class LegionError(Exception):
+    """Base of every error Legion raises on purpose.
+
+    >>> raise NotFoundError("no endpoint 'foo'; valid endpoints: default")
+    """
+
+    status: int = 500
+    exit_code: int = 1
+    title: str = "Internal error"
+
+    def __init__(self, detail: str, *, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields: dict[str, str] = dict(fields or {})
+
+    def to_dict(self) -> dict[str, object]:
+        """The body a model API answers with: ``{"error": detail}`` plus the bad fields when known."""
+        body: dict[str, object] = {"error": self.detail}
+        if self.fields:
+            body["fields"] = self.fields
+        return body
+
+
+class InvalidInputError(LegionError):
+    status = 422
+    exit_code = 2
+    title = "Invalid input"
+
+    @classmethod
+    def for_fields(cls, problems: Mapping[str, str], *, prefix: str = "invalid input") -> InvalidInputError:
+        """One error naming every bad field, e.g. ``invalid input: age: 'abc' is not an integer``."""
+        listed = "; ".join(f"{name}: {why}" for name, why in problems.items())
+        return cls(f"{prefix}: {listed}", fields=problems)
+
+
+class BadRequestError(InvalidInputError):
+    status = 400
+    title = "Bad request"
+
+
+class PayloadTooLargeError(InvalidInputError):
+    status = 413
+    title = "Payload too large"
+
+
+class NotFoundError(LegionError):
+    status = 404
+    exit_code = 3
+    title = "Not found"
+
+
+class ConflictError(LegionError):
+    status = 409
+    exit_code = 4
+    title = "Conflict"
+
+
+class UnauthorizedError(LegionError):
+    status = 401
+    exit_code = 5
+    title = "Unauthorized"
+
+
+class ForbiddenError(LegionError):
+    status = 403
+    exit_code = 6
+    title = "Forbidden"
+
+
+class UnavailableError(LegionError):
+    status = 503
+    exit_code = 7
+    title = "Unavailable"
+
+
+class ModelFormatError(LegionError):
+    """A model directory, zip or manifest that cannot be loaded as it is; ``problems`` lists every reason."""
+
+    status = 422
+    exit_code = 8
+    title = "Model cannot be loaded"
+
+    def __init__(self, detail: str, *, problems: Sequence[str] = ()) -> None:
+        self.problems = list(problems)
+        if self.problems:
+            detail = detail + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(detail)
+
+
+class ModelError(LegionError):
+    """The model's own code raised; the message names the exception, never a traceback."""
+
+    status = 500
+    exit_code = 9
+    title = "Model error"

@@ -1,0 +1,19 @@
+"""The settings base: every service has one settings object, built once in its entry point and passed down.
+
+Only settings objects read ``os.environ`` (prefix ``LEGION_``); nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LegionSettings(BaseSettings):
+    """Base of every ``*Settings``: ``LEGION_`` prefix, ``__`` for nested groups, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEGION_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )

@@ -1,0 +1,94 @@
+"""The manifest ``legion.model.yaml``: what a saved model is, what it takes and what it needs to run.
+
+Written by ``ModelBuilder.save`` and read by ``load_model``; the management API's registry stores the same
+document. Field names are camelCase on disk (Legion's style) and snake_case in Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from legion.core.dtypes import COLUMN_TYPES
+from legion.core.errors import ModelFormatError
+
+MANIFEST_NAME = "legion.model.yaml"
+FORMAT_VERSION = 1
+
+Flavor = Literal["python_function", "sklearn", "python_class", "mlflow"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Spec):
+    name: str
+    type: str
+    nullable: bool = False
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in COLUMN_TYPES:
+            raise ValueError(f"unknown column type {value!r}; known: {', '.join(COLUMN_TYPES)}")
+        return value
+
+
+class EndpointSpec(_Spec):
+    """One named entry point of the model. ``columns`` is None for an untyped endpoint."""
+
+    artifact: str
+    columns: list[ColumnSpec] | None = None
+    uses_data_frame: bool = True
+    output: list[ColumnSpec] | None = None
+    method: str | None = Field(default=None, description="for sklearn and class flavors: which method to call")
+    description: str = ""
+
+
+class Provenance(_Spec):
+    training_id: str | None = None
+    git_commit: str | None = None
+    created_at: str
+
+
+class Manifest(_Spec):
+    format_version: int = FORMAT_VERSION
+    name: str
+    version: str
+    flavor: Flavor
+    python: str
+    requirements: dict[str, str] = Field(default_factory=dict)
+    endpoints: dict[str, EndpointSpec]
+    metrics: dict[str, float] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance
+    artifacts: dict[str, str] = Field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(by_alias=True, exclude_none=True, mode="json"), sort_keys=False)
+
+    @classmethod
+    def read(cls, directory: Path) -> Manifest:
+        path = directory / MANIFEST_NAME
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelFormatError(f"{directory} has no {MANIFEST_NAME}") from None
+        except yaml.YAMLError as exc:
+            raise ModelFormatError(f"{path} is not valid YAML: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ModelFormatError(f"{path} must hold a mapping")
+        if raw.get("formatVersion", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path} has format version {raw['formatVersion']}; this Legion reads up to {FORMAT_VERSION}"
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+            raise ModelFormatError(f"{path} is not a valid manifest", problems=problems) from None

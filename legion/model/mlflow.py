@@ -1,0 +1,153 @@
+"""MLflow models taken as they are: a directory with an ``MLmodel`` file (sklearn or pyfunc flavor).
+
+A ``sklearn`` flavor is unpickled directly, so serving it needs neither MLflow nor its dependencies; any other
+``python_function`` model is loaded through ``mlflow.pyfunc`` when MLflow is installed (``legion[mlflow]``). The
+MLflow signature becomes the endpoint's columns; without a signature the endpoint is untyped-by-DataFrame.
+Requirements come from the model's ``requirements.txt`` and Python from ``python_env.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import yaml
+
+from legion.core.errors import ModelFormatError
+from legion.model import requirements
+from legion.model.endpoints import Endpoint, TypedEndpoint
+from legion.model.loader import LoadedModel
+from legion.model.manifest import ColumnSpec, EndpointSpec, Manifest, Provenance
+
+# MLflow column-spec types -> Legion column types.
+_TYPES = {
+    "long": "int64",
+    "integer": "int32",
+    "double": "float64",
+    "float": "float32",
+    "string": "string",
+    "boolean": "boolean",
+    "binary": "image",
+    "datetime": "string",
+}
+_PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
+
+
+def _read_mlmodel(directory: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load((directory / "MLmodel").read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ModelFormatError(f"{directory / 'MLmodel'} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict) or "flavors" not in raw:
+        raise ModelFormatError(f"{directory / 'MLmodel'} has no flavors")
+    return raw
+
+
+def _columns(mlmodel: dict[str, Any]) -> list[ColumnSpec] | None:
+    inputs = (mlmodel.get("signature") or {}).get("inputs")
+    if not inputs:
+        return None
+    specs = json.loads(inputs) if isinstance(inputs, str) else inputs
+    columns = []
+    for index, spec in enumerate(specs):
+        if spec.get("type") == "tensor":
+            return None  # tensor signatures have no named columns
+        kind = _TYPES.get(spec.get("type", ""), "string")
+        columns.append(ColumnSpec(name=spec.get("name", str(index)), type=kind, nullable=not spec.get("required", True)))
+    return columns
+
+
+def _pins(directory: Path) -> dict[str, str]:
+    path = directory / "requirements.txt"
+    if not path.exists():
+        return {}
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = _PIN.match(line)
+        if match:
+            pins[match.group(1).split("[")[0]] = match.group(2)
+    return pins
+
+
+def _python(directory: Path) -> str:
+    env = directory / "python_env.yaml"
+    if env.exists():
+        data = yaml.safe_load(env.read_text(encoding="utf-8")) or {}
+        if data.get("python"):
+            return str(data["python"])
+    return requirements.python_version()
+
+
+def load_mlflow(directory: Path, *, check_versions: bool = True) -> LoadedModel:
+    mlmodel = _read_mlmodel(directory)
+    flavors: dict[str, Any] = mlmodel["flavors"]
+    python = _python(directory)
+    pins = {k: v for k, v in _pins(directory).items() if k not in ("mlflow", "mlflow-skinny")}
+    uses_sklearn = "sklearn" in flavors
+    if not uses_sklearn:
+        pins = {k: v for k, v in _pins(directory).items()}
+    problems, warnings = requirements.check(python, pins)
+    if problems and check_versions:
+        raise ModelFormatError(f"MLflow model {directory} cannot be loaded here", problems=problems)
+    warnings = problems + warnings if not check_versions else warnings
+    columns = _columns(mlmodel)
+    if uses_sklearn:
+        predictor = _load_sklearn(directory, flavors["sklearn"])
+        flavor_note = "sklearn"
+    elif "python_function" in flavors:
+        predictor = _load_pyfunc(directory)
+        flavor_note = "python_function"
+    else:
+        raise ModelFormatError(f"MLflow model {directory} has no sklearn or python_function flavor")
+    name = str(mlmodel.get("metadata", {}).get("name") or directory.resolve().name)
+    version = str(mlmodel.get("metadata", {}).get("version") or mlmodel.get("run_id") or "1")
+    spec = EndpointSpec(artifact=f"MLmodel#{flavor_note}", columns=columns, method="predict")
+    manifest = Manifest(
+        name=name,
+        version=version,
+        flavor="mlflow",
+        python=python,
+        requirements=pins,
+        endpoints={"default": spec},
+        provenance=Provenance(created_at=str(mlmodel.get("utc_time_created") or datetime.now(UTC).isoformat())),
+    )
+    endpoint: Endpoint = TypedEndpoint("default", spec, predictor.predict) if columns else _Framed(spec, predictor)
+    return LoadedModel(manifest=manifest, endpoints={"default": endpoint}, path=directory, warnings=warnings)
+
+
+class _Framed(TypedEndpoint):
+    """An MLflow model without a signature: any columns the caller sends go to the model as they are."""
+
+    def __init__(self, spec: EndpointSpec, predictor: Any) -> None:
+        super().__init__("default", spec, predictor.predict)
+
+
+def _load_sklearn(directory: Path, flavor: dict[str, Any]) -> Any:
+    path = directory / str(flavor.get("pickled_model", "model.pkl"))
+    try:
+        data = path.read_bytes()
+        if flavor.get("serialization_format") == "pickle":
+            return pickle.loads(data)  # noqa: S301  # the user asked us to serve this model
+        return cloudpickle.loads(data)
+    except FileNotFoundError:
+        raise ModelFormatError(f"MLflow model {directory}: {path.name} is missing") from None
+    except Exception as exc:
+        raise ModelFormatError(f"MLflow model {directory}: cannot unpickle {path.name}: {exc}") from exc
+
+
+def _load_pyfunc(directory: Path) -> Any:
+    try:
+        import mlflow.pyfunc  # noqa: PLC0415  # optional dependency, only for pyfunc models
+    except ImportError:
+        raise ModelFormatError(
+            f"MLflow model {directory} is a python_function model; install legion[mlflow] to serve it"
+        ) from None
+    try:
+        return mlflow.pyfunc.load_model(str(directory))
+    except Exception as exc:
+        raise ModelFormatError(f"MLflow could not load {directory}: {type(exc).__name__}: {exc}") from exc
