@@ -158,14 +158,6 @@ def decode_image(value: object, row: int = 0) -> bytes:
     return data
 
 
-def _image_value(row: int, value: object, nullable: bool) -> object:
-    return decode_image(value, row)
-
-
-def _converted(values: Sequence[object], convert: Callable[[int, object], object]) -> list[object]:
-    return [convert(row, value) for row, value in enumerate(values)]
-
-
 def decode_column(name: str, column_type: str, values: Sequence[object], *, nullable: bool = False) -> np.ndarray:
     """Convert one column of wire values to a NumPy array of ``column_type``.
 
@@ -179,56 +171,76 @@ def decode_column(name: str, column_type: str, values: Sequence[object], *, null
         raise InvalidInputError.for_fields({name: exc.why + where}) from None
 
 
+def _decode_int(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
+    dtype = np.dtype(column_type)
+    if all(type(v) is int for v in values):
+        try:
+            return np.array(values, dtype=dtype)
+        except OverflowError:
+            pass  # fall through to name the value out of range
+    info = np.iinfo(dtype)
+    return np.array([_int_value(r, v, info) for r, v in enumerate(values)], dtype=dtype)
+
+
+def _decode_float(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
+    dtype = np.dtype(column_type)
+    if all(type(v) is float or type(v) is int for v in values):
+        array = np.array(values, dtype=dtype)
+        if (nullable or not np.isnan(array).any()) and not np.isinf(array).any():
+            return array
+    return np.array([_float_value(r, v, nullable) for r, v in enumerate(values)], dtype=dtype)
+
+
+def _decode_string(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
+    if all(type(v) is str for v in values):
+        return np.array(values, dtype=object)
+    return np.array([_string_value(r, v, nullable) for r, v in enumerate(values)], dtype=object)
+
+
+def _decode_bool(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
+    if all(type(v) is bool for v in values):
+        return np.array(values, dtype=bool)
+    return np.array([_bool_value(r, v) for r, v in enumerate(values)], dtype=bool)
+
+
+def _decode_image(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = [decode_image(v, r) for r, v in enumerate(values)]
+    return array
+
+
+_DECODERS: Final[dict[str, Callable[[str, Sequence[object], bool], np.ndarray]]] = {
+    **dict.fromkeys(INTEGER_TYPES, _decode_int),
+    **dict.fromkeys(FLOAT_TYPES, _decode_float),
+    "string": _decode_string,
+    "boolean": _decode_bool,
+    "image": _decode_image,
+}
+
+
 def _decode(column_type: str, values: Sequence[object], nullable: bool) -> np.ndarray:
-    if column_type in INTEGER_TYPES:
-        dtype = np.dtype(column_type)
-        if all(type(v) is int for v in values):
-            try:
-                return np.array(values, dtype=dtype)
-            except OverflowError:
-                pass  # fall through to name the value out of range
-        info = np.iinfo(dtype)
-        return np.array([_int_value(r, v, info) for r, v in enumerate(values)], dtype=dtype)
-    if column_type in FLOAT_TYPES:
-        dtype = np.dtype(column_type)
-        if all(type(v) is float or type(v) is int for v in values):
-            array = np.array(values, dtype=dtype)
-            if nullable or not np.isnan(array).any():
-                if not np.isinf(array).any():
-                    return array
-        return np.array([_float_value(r, v, nullable) for r, v in enumerate(values)], dtype=dtype)
-    if column_type == "string":
-        if all(type(v) is str for v in values):
-            return np.array(values, dtype=object)
-        return np.array([_string_value(r, v, nullable) for r, v in enumerate(values)], dtype=object)
-    if column_type == "boolean":
-        if all(type(v) is bool for v in values):
-            return np.array(values, dtype=bool)
-        return np.array([_bool_value(r, v) for r, v in enumerate(values)], dtype=bool)
-    if column_type == "image":
-        array = np.empty(len(values), dtype=object)
-        array[:] = [decode_image(v, r) for r, v in enumerate(values)]
-        return array
-    raise ValueError(f"unknown column type {column_type!r}")  # a manifest bug, caught when the manifest loads
+    return _DECODERS[column_type](column_type, values, nullable)
 
 
-def column_type_of(dtype: object, sample: Sequence[object] = ()) -> str:
+def column_type_of(dtype: Any, sample: Sequence[object] = ()) -> str:
     """The Legion column type for a pandas/NumPy dtype (``object`` columns are told apart by their values)."""
-    kind = np.dtype(dtype).kind if _is_numpy_dtype(dtype) else ""
+    numpy_dtype = _numpy_dtype(dtype)
+    kind = numpy_dtype.kind if numpy_dtype is not None else ""
     if kind == "b":
         return "boolean"
     if kind in ("i", "u"):
-        return str(np.dtype(dtype))
+        return str(numpy_dtype)
     if kind == "f":
-        return "float32" if np.dtype(dtype).itemsize == 4 else "float64"
+        return "float32" if numpy_dtype is not None and numpy_dtype.itemsize == 4 else "float64"
     if any(isinstance(v, bytes | bytearray) for v in sample):
         return "image"
     return "string"
 
 
-def _is_numpy_dtype(dtype: object) -> bool:
+def _numpy_dtype(dtype: Any) -> np.dtype[Any] | None:
+    """``dtype`` as a NumPy dtype; None for pandas extension dtypes (strings, categories), which NumPy refuses."""
     try:
-        np.dtype(dtype)  # type: ignore[call-overload]  # pandas extension dtypes refuse, which is the test
+        converted: np.dtype[Any] = np.dtype(dtype)
     except TypeError:
-        return False
-    return True
+        return None
+    return converted

@@ -94,7 +94,9 @@ def export(
 
 
 def export_untyped(
-    apply_func: Callable[[Any], Any], prepare_func: Callable[[Any], Any] | None = None, endpoint: str = "default"
+    apply_func: Callable[[Any], Any],
+    prepare_func: Callable[[Any], Any] | None = None,
+    endpoint: str = "default",
 ) -> None:
     """Export ``apply_func(params: dict) -> JSON`` without a signature."""
     _builder().export_untyped(apply_func, prepare_func, endpoint)

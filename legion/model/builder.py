@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import cloudpickle
-import numpy as np
 import pandas as pd
 
 from legion.core.dtypes import COLUMN_TYPES, column_type_of
@@ -103,7 +102,10 @@ class ModelBuilder:
         columns = columns_of(sample_dataframe)
         result = self._try(endpoint, apply_func, prepare_func, sample_dataframe)
         spec = EndpointSpec(
-            artifact=f"endpoints/{endpoint}.pkl", columns=columns, output=_output_of(result), description=description
+            artifact=f"endpoints/{endpoint}.pkl",
+            columns=columns,
+            output=_output_of(result),
+            description=description,
         )
         self._add(endpoint, spec, (apply_func, prepare_func))
 
@@ -131,9 +133,7 @@ class ModelBuilder:
         description: str = "",
     ) -> None:
         """Export a function that takes the request's parameters as a dict and returns any JSON value."""
-        spec = EndpointSpec(
-            artifact=f"endpoints/{endpoint}.pkl", uses_data_frame=False, description=description
-        )
+        spec = EndpointSpec(artifact=f"endpoints/{endpoint}.pkl", uses_data_frame=False, description=description)
         self._add(endpoint, spec, (apply_func, prepare_func))
 
     # --- modern forms ------------------------------------------------------------------------------------
@@ -293,5 +293,3 @@ def _replace_dir(staging: Path, target: Path) -> None:
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(staging, target)
-
-

@@ -35,42 +35,50 @@ def _model_failed(endpoint: str, exc: BaseException) -> ModelError:
     return ModelError(f"the model raised while predicting (endpoint {endpoint!r}): {type(exc).__name__}: {exc}")
 
 
+def _from_mapping(result: Mapping[Any, Any], rows: int) -> Table | Raw:
+    values = list(result.values())
+    if values and all(np.ndim(v) == 0 for v in values):
+        if rows != 1:
+            return Raw(dict(result))
+        return Table(tuple(str(k) for k in result), tuple(np.array([v]) for v in values))
+    try:
+        return Table(tuple(str(k) for k in result), tuple(np.asarray(v) for v in values))
+    except ValueError:
+        return Raw(dict(result))
+
+
+def _from_array(result: Any, rows: int, names: Sequence[str]) -> Table | Raw:
+    try:
+        array = np.asarray(result)
+    except ValueError:
+        return Raw(result)
+    if array.ndim == 1:
+        return Table((_name(names, 0),), (array,))
+    if array.ndim == 2:
+        width = array.shape[1]
+        labels = tuple(_name(names, i) if len(names) == width else str(i) for i in range(width))
+        return Table(labels, tuple(array[:, i] for i in range(width)))
+    if array.ndim == 0 and rows == 1:
+        return Table((_name(names, 0),), (array.reshape(1),))
+    return Raw(result.tolist() if isinstance(result, np.ndarray) else result)
+
+
 def to_table(result: Any, rows: int, names: Sequence[str] = ()) -> Table | Raw:
     """Normalise what a model returned into ``rows`` output rows, or ``Raw`` when it is not row-aligned."""
+    table: Table | Raw
     if isinstance(result, pd.DataFrame):
         table = Table.from_frame(result)
     elif isinstance(result, pd.Series):
         table = Table((str(result.name) if result.name is not None else _name(names, 0),), (result.to_numpy(),))
     elif isinstance(result, Mapping):
-        values = list(result.values())
-        if values and all(np.ndim(v) == 0 for v in values):
-            if rows != 1:
-                return Raw(dict(result))
-            table = Table(tuple(str(k) for k in result), tuple(np.array([v]) for v in values))
-        else:
-            try:
-                table = Table(tuple(str(k) for k in result), tuple(np.asarray(v) for v in values))
-            except ValueError:
-                return Raw(dict(result))
+        table = _from_mapping(result, rows)
     else:
-        try:
-            array = np.asarray(result)
-        except ValueError:
-            return Raw(result)
-        if array.ndim == 1:
-            table = Table((_name(names, 0),), (array,))
-        elif array.ndim == 2:
-            width = array.shape[1]
-            table = Table(
-                tuple(_name(names, i) if len(names) == width else str(i) for i in range(width)),
-                tuple(array[:, i] for i in range(width)),
-            )
-        elif array.ndim == 0 and rows == 1:
-            table = Table((_name(names, 0),), (array.reshape(1),))
-        else:
-            return Raw(result.tolist() if isinstance(result, np.ndarray) else result)
-    if len(table) != rows or any(len(a) != rows for a in table.arrays):
-        return Raw(table.records() if len({len(a) for a in table.arrays}) == 1 else result)
+        table = _from_array(result, rows, names)
+    if isinstance(table, Raw):
+        return table
+    lengths = {len(a) for a in table.arrays}
+    if lengths != {rows}:
+        return Raw(table.records() if len(lengths) == 1 else result)
     return table
 
 

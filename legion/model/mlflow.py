@@ -58,7 +58,9 @@ def _columns(mlmodel: dict[str, Any]) -> list[ColumnSpec] | None:
         if spec.get("type") == "tensor":
             return None  # tensor signatures have no named columns
         kind = _TYPES.get(spec.get("type", ""), "string")
-        columns.append(ColumnSpec(name=spec.get("name", str(index)), type=kind, nullable=not spec.get("required", True)))
+        columns.append(
+            ColumnSpec(name=spec.get("name", str(index)), type=kind, nullable=not spec.get("required", True))
+        )
     return columns
 
 
@@ -87,10 +89,9 @@ def load_mlflow(directory: Path, *, check_versions: bool = True) -> LoadedModel:
     mlmodel = _read_mlmodel(directory)
     flavors: dict[str, Any] = mlmodel["flavors"]
     python = _python(directory)
-    pins = {k: v for k, v in _pins(directory).items() if k not in ("mlflow", "mlflow-skinny")}
     uses_sklearn = "sklearn" in flavors
-    if not uses_sklearn:
-        pins = {k: v for k, v in _pins(directory).items()}
+    # a sklearn-flavored model is unpickled without MLflow, so MLflow's own pin does not apply to it
+    pins = {k: v for k, v in _pins(directory).items() if not uses_sklearn or k not in ("mlflow", "mlflow-skinny")}
     problems, warnings = requirements.check(python, pins)
     if problems and check_versions:
         raise ModelFormatError(f"MLflow model {directory} cannot be loaded here", problems=problems)
@@ -132,7 +133,7 @@ def _load_sklearn(directory: Path, flavor: dict[str, Any]) -> Any:
     try:
         data = path.read_bytes()
         if flavor.get("serialization_format") == "pickle":
-            return pickle.loads(data)  # noqa: S301  # the user asked us to serve this model
+            return pickle.loads(data)  # the user asked us to serve this model
         return cloudpickle.loads(data)
     except FileNotFoundError:
         raise ModelFormatError(f"MLflow model {directory}: {path.name} is missing") from None

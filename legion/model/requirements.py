@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import metadata
 
+_TEXT_OPCODES = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "UNICODE"})
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
@@ -29,9 +30,8 @@ def modules_in_pickle(data: bytes) -> set[str]:
     for opcode, arg, _ in pickletools.genops(data):
         if opcode.name == "GLOBAL" and isinstance(arg, str):
             found.add(arg.split(" ", 1)[0].split(".", 1)[0])
-        elif opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE") and isinstance(arg, str):
-            if _MODULE.match(arg):
-                found.add(arg.split(".", 1)[0])
+        elif opcode.name in _TEXT_OPCODES and isinstance(arg, str) and _MODULE.match(arg):
+            found.add(arg.split(".", 1)[0])
     return found
 
 

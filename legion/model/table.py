@@ -7,6 +7,7 @@ slicing and building a DataFrame from them is cheap, and because NumPy does the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +31,7 @@ class Table:
         if len(tables) == 1:
             return tables[0]
         first = tables[0]
-        arrays = tuple(
-            np.concatenate([t.arrays[i] for t in tables]) for i in range(len(first.columns))
-        )
+        arrays = tuple(np.concatenate([t.arrays[i] for t in tables]) for i in range(len(first.columns)))
         return cls(first.columns, arrays)
 
     def slice(self, start: int, stop: int) -> Table:
@@ -59,7 +58,7 @@ def _as_list(array: np.ndarray) -> list[Any]:
     """Plain Python values for JSON: NaN becomes None, bytes become text, NumPy scalars become Python ones."""
     values: list[Any] = array.tolist()
     if array.dtype.kind == "f" and np.isnan(array).any():
-        return [None if v != v else v for v in values]
+        return [None if math.isnan(v) else v for v in values]
     if array.dtype.kind == "O":
         return [_plain(v) for v in values]
     return values
@@ -70,6 +69,6 @@ def _plain(value: object) -> object:
         return value.item()
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     return value

@@ -1,0 +1,71 @@
+"""``legion model ...``: work with a saved model on this machine.
+
+``legion model test PATH --json '{...}'`` predicts through the model server's own data plane and codecs (no HTTP),
+so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data": [[...]]}``, a list of
+records, or one object of column values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from legion.core.errors import BadRequestError
+from legion.model.endpoints import Raw, UntypedEndpoint
+from legion.model.loader import load_model
+from legion.model.table import Table
+
+
+@click.group()
+def model() -> None:
+    """Inspect and try saved models."""
+
+
+@model.command("info")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def info(path: Path) -> None:
+    """Show the manifest of the model at PATH (after checking it loads here)."""
+    loaded = load_model(path)
+    click.echo(loaded.manifest.to_yaml(), nl=False)
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@model.command("test")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "payload", required=True, help="Input: {columns, data}, a list of records, or an object.")
+@click.option("--endpoint", default=None, help="Endpoint to call (default: 'default').")
+def test(path: Path, payload: str, endpoint: str | None) -> None:
+    """Predict locally with the model at PATH, through the same code path as the server."""
+    from legion.serving import codecs  # noqa: PLC0415  # the server's decoders, without its HTTP layer
+    from legion.serving.dataplane import DataPlane  # noqa: PLC0415
+    from legion.serving.metrics import ServerMetrics  # noqa: PLC0415
+    from legion.serving.settings import ServerSettings  # noqa: PLC0415
+
+    try:
+        data: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"--json is not valid JSON: {exc}") from None
+    plane = DataPlane(ServerSettings(model_path=path), ServerMetrics())
+    plane.load()
+    target = plane.endpoint(endpoint)
+    if isinstance(target, UntypedEndpoint):
+        if not isinstance(data, dict):
+            raise BadRequestError("an untyped endpoint takes one JSON object of parameters")
+        click.echo(orjson.dumps(plane.call(target, data)).decode())
+        return
+    if isinstance(data, dict) and "columns" in data and "data" in data:
+        table = codecs.from_rows(target, data["columns"], data["data"])
+    elif isinstance(data, list):
+        table = codecs.from_records(target, data)
+    elif isinstance(data, dict):
+        table = codecs.from_columns(target, data)
+    else:
+        raise BadRequestError("--json must be an object or a list")
+    result: Table | Raw = asyncio.run(plane.predict(target, table))
+    output = result.value if isinstance(result, Raw) else {"prediction": result.rows(), "columns": list(result.columns)}
+    click.echo(orjson.dumps(output, option=orjson.OPT_SERIALIZE_NUMPY).decode())

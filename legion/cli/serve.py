@@ -1,0 +1,65 @@
+"""``legion serve PATH``: serve one model (Legion format, zip or MLflow directory) on every model API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from legion.core.errors import InvalidInputError
+
+
+def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InvalidInputError(f"--property takes NAME=VALUE, got {pair!r}")
+        values[name] = value
+    return values
+
+
+@click.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=5000, show_default=True, help="Port to bind; 0 picks a free one.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes (SO_REUSEPORT).")
+@click.option("--max-batch-size", default=64, show_default=True, help="Most requests merged per model call.")
+@click.option("--max-batch-wait", default=0.0, show_default=True, help="Seconds a batch may wait to fill.")
+@click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
+@click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
+@click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
+def serve(
+    path: Path,
+    host: str,
+    port: int,
+    workers: int,
+    max_batch_size: int,
+    max_batch_wait: float,
+    max_body_bytes: int,
+    properties: tuple[str, ...],
+    no_version_check: bool,
+) -> None:
+    """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck."""
+    from legion.serving.runner import run  # noqa: PLC0415  # only this command needs the server
+    from legion.serving.settings import ServerSettings  # noqa: PLC0415
+
+    try:
+        settings = ServerSettings(
+            model_path=path,
+            host=host,
+            port=port,
+            workers=workers,
+            max_batch_size=max_batch_size,
+            max_batch_wait_s=max_batch_wait,
+            max_body_bytes=max_body_bytes,
+            properties=parse_properties(properties),
+            check_versions=not no_version_check,
+        )
+    except ValidationError as exc:
+        problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
+        raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
+    code = run(settings, announce=click.echo)
+    raise SystemExit(code)

@@ -1,0 +1,112 @@
+"""Adaptive batching: concurrent requests to one endpoint become one model call.
+
+A request is queued and a dispatch is scheduled for the next turn of the event loop, after the requests that
+arrived in the same turn have queued too. When the model is free the queue is taken at once (up to
+``max_batch_size`` requests), so a request that arrives alone is never held back; while the model is busy the
+queue grows and the next call takes it whole. Throughput then rises with load instead of latency.
+
+The model is called on the event loop's thread: the census pipeline spends most of its call in Python holding
+the GIL, so a worker thread would add hand-offs without adding parallelism (measured in benchmarks/serve.py).
+
+If a merged call fails or returns something that cannot be split per request (``Raw``), each request of the
+batch is retried alone, so one bad request never fails its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from prometheus_client import Histogram
+
+from legion.core.errors import LegionError, ModelError
+from legion.model.endpoints import Raw, TypedEndpoint
+from legion.model.table import Table
+
+
+@dataclass(slots=True)
+class _Item:
+    table: Table
+    future: asyncio.Future[Table | Raw]
+    queued_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchObservers:
+    """Histogram children (labels resolved once) that the batcher reports to."""
+
+    queue_seconds: Histogram
+    predict_seconds: Histogram
+    batch_size: Histogram
+    batch_rows: Histogram
+
+
+class Batcher:
+    """Queues tables for one endpoint and calls ``endpoint.predict`` on merged batches."""
+
+    def __init__(
+        self, endpoint: TypedEndpoint, observers: BatchObservers, max_batch_size: int, max_wait_s: float = 0.0
+    ) -> None:
+        self._endpoint = endpoint
+        self._observe = observers
+        self._max_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._queue: deque[_Item] = deque()
+        self._scheduled = False
+
+    async def predict(self, table: Table) -> Table | Raw:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Table | Raw] = loop.create_future()
+        self._queue.append(_Item(table, future, time.perf_counter()))
+        if not self._scheduled:
+            self._scheduled = True
+            if self._max_wait_s > 0 and len(self._queue) < self._max_size:
+                loop.call_later(self._max_wait_s, self._dispatch)
+            else:
+                loop.call_soon(self._dispatch)
+        return await future
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self._max_size, len(self._queue)))]
+            batch = [item for item in batch if not item.future.cancelled()]
+            if batch:
+                self._run(batch)
+
+    def _run(self, batch: list[_Item]) -> None:
+        started = time.perf_counter()
+        for item in batch:
+            self._observe.queue_seconds.observe(started - item.queued_at)
+        self._observe.batch_size.observe(len(batch))
+        if len(batch) == 1:
+            self._observe.batch_rows.observe(len(batch[0].table))
+            self._settle_alone(batch[0])
+            self._observe.predict_seconds.observe(time.perf_counter() - started)
+            return
+        merged = Table.concat([item.table for item in batch])
+        self._observe.batch_rows.observe(len(merged))
+        try:
+            result = self._endpoint.predict(merged)
+        except Exception:  # retried per request below, which reports the error
+            result = None
+        self._observe.predict_seconds.observe(time.perf_counter() - started)
+        if not isinstance(result, Table):
+            for item in batch:  # the merged call failed or cannot be split: find out per request
+                self._settle_alone(item)
+            return
+        start = 0
+        for item in batch:
+            stop = start + len(item.table)
+            item.future.set_result(result.slice(start, stop))
+            start = stop
+
+    def _settle_alone(self, item: _Item) -> None:
+        try:
+            item.future.set_result(self._endpoint.predict(item.table))
+        except LegionError as exc:
+            item.future.set_exception(exc)
+        except Exception as exc:  # a future left unset would hang its request forever
+            item.future.set_exception(ModelError(f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,131 @@
+"""``run(settings)``: bind the port, start one or several workers, drain on SIGTERM.
+
+The listening port is bound here, before any worker starts, so ``--port 0`` works and the port is printed once
+(``listening on http://HOST:PORT``). One worker serves in this process. With several, each worker process binds
+its own socket to the same port with ``SO_REUSEPORT``, so the kernel spreads connections evenly (a shared
+accept socket lets the busiest worker take most keep-alive connections); this process supervises them,
+forwards SIGTERM/SIGINT and aggregates their metrics through a Prometheus multiprocess directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from legion.core.errors import LegionError, ModelFormatError
+from legion.serving.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str | None = None) -> int:
+    """Serve on ``sock`` in this process until told to stop; the exit code says why it stopped."""
+    from legion.serving.app import create_app  # noqa: PLC0415  # workers import the app after the fork
+    from legion.serving.metrics import ServerMetrics  # noqa: PLC0415
+
+    exit_code = 0
+    server: uvicorn.Server | None = None
+
+    def failed(exc: LegionError) -> None:
+        nonlocal exit_code
+        exit_code = exc.exit_code
+        if server is not None:
+            server.should_exit = True
+
+    app = create_app(settings, metrics=ServerMetrics(multiprocess_dir), on_load_failure=failed)
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s),
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    sock.listen(2048)
+    server.run(sockets=[sock])
+    return exit_code
+
+
+def _worker(settings_json: str, port: int, multiprocess_dir: str) -> None:
+    settings = ServerSettings.model_validate_json(settings_json)
+    sock = bind(settings.host, port)
+    sys.exit(serve(settings, sock, multiprocess_dir))
+
+
+def run(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:
+    """Start serving ``settings.model_path``; returns the process exit code."""
+    sock = bind(settings.host, settings.port)
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"listening on http://{shown}:{port}")
+    if settings.workers == 1:
+        return serve(settings, sock)
+    with tempfile.TemporaryDirectory(prefix="legion-metrics-") as multiprocess_dir:
+        # prometheus_client picks its multiprocess value store from this variable when a worker imports it
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+        return _supervise(settings, port, multiprocess_dir, sock)
+
+
+def _supervise(settings: ServerSettings, port: int, multiprocess_dir: str, sock: socket.socket) -> int:
+    from prometheus_client import multiprocess  # noqa: PLC0415  # after PROMETHEUS_MULTIPROC_DIR is set
+
+    context = multiprocessing.get_context("spawn")
+    payload = settings.model_dump_json()
+    stopping = False
+
+    def start() -> multiprocessing.process.BaseProcess:
+        process = context.Process(target=_worker, args=(payload, port, multiprocess_dir), daemon=False)
+        process.start()
+        return process
+
+    workers = [start() for _ in range(settings.workers)]
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    exit_code = 0
+    while workers:
+        multiprocessing.connection.wait([p.sentinel for p in workers])
+        for process in [p for p in workers if not p.is_alive()]:
+            workers.remove(process)
+            if process.pid is not None:
+                multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # untyped library
+            code = process.exitcode or 0
+            if code == ModelFormatError.exit_code or stopping:
+                exit_code = exit_code or code
+                if not stopping:
+                    forward(signal.SIGTERM, None)
+            elif not stopping:
+                log.warning("worker %s exited with %s; starting another", process.pid, code)
+                workers.append(start())
+    sock.close()
+    return exit_code

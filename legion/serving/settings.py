@@ -1,0 +1,38 @@
+"""``ServerSettings``: everything the model server can be told, from flags or ``LEGION_SERVER__*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from legion.core.settings import LegionSettings
+
+
+class ServerSettings(LegionSettings):
+    """Settings of one ``legion serve`` process group."""
+
+    model_path: Path
+    """Model directory, ``.zip`` or MLflow model directory to serve."""
+    host: str = "127.0.0.1"
+    """Address to bind; loopback by default, ``0.0.0.0`` to expose it."""
+    port: int = Field(default=5000, ge=0, le=65535)
+    """TCP port; 0 picks a free one (printed on start)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes sharing the port through SO_REUSEPORT; each loads the model."""
+    max_batch_size: int = Field(default=64, ge=1)
+    """Most requests merged into one model call (adaptive batching); 1 turns batching off."""
+    max_batch_wait_s: float = Field(default=0.0, ge=0.0, le=1.0)
+    """How long a batch may wait for more requests once the model is free. 0: dispatch at once, so a lone
+    request is never held back; requests still merge while the model is busy."""
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; a larger one gets 413."""
+    graceful_timeout_s: float = Field(default=30.0, ge=0.0)
+    """On SIGTERM, how long in-flight requests may take to finish before the process exits."""
+    check_versions: bool = True
+    """Refuse a model whose Python or pinned package versions do not match (False: only warn)."""
+    properties: dict[str, Any] = Field(default_factory=dict)
+    """Initial values of model properties, overriding the ones saved with the model."""
+    log_level: str = "info"
+    """Level of the server's log lines."""
