@@ -8,7 +8,9 @@ server at start-up, ``legion model test`` and ``legion model info``.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from legion.model.manifest import MANIFEST_NAME, EndpointSpec, Manifest
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class LoadedModel:
     """A model ready to predict: its manifest and one ``Endpoint`` per name."""
 
@@ -33,7 +35,7 @@ class LoadedModel:
     endpoints: dict[str, Endpoint]
     path: Path
     warnings: list[str] = field(default_factory=list)
-    _tmp: tempfile.TemporaryDirectory[str] | None = None
+    _cleanup: weakref.finalize | None = None  # type: ignore[type-arg]  # removes an extracted zip
 
     @property
     def name(self) -> str:
@@ -54,9 +56,8 @@ class LoadedModel:
             raise NotFoundError(f"model {self.name!r} has no endpoint {name!r}; valid endpoints: {valid}") from None
 
     def unload(self) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 def load_model(
@@ -68,16 +69,17 @@ def load_model(
     >>> model.endpoint("default").call({"a": 1, "b": 2})
     """
     source = Path(path)
-    tmp: tempfile.TemporaryDirectory[str] | None = None
+    extracted: Path | None = None
     if source.is_file() and zipfile.is_zipfile(source):
-        tmp = tempfile.TemporaryDirectory(prefix="legion-model-")
-        _extract(source, Path(tmp.name))
-        directory = Path(tmp.name)
+        extracted = Path(tempfile.mkdtemp(prefix="legion-model-"))
+        directory = extracted
     elif source.is_dir():
         directory = source
     else:
         raise ModelFormatError(f"{source} is neither a model directory nor a .zip of one")
     try:
+        if extracted is not None:
+            _extract(source, extracted)
         if not (directory / MANIFEST_NAME).exists() and (directory / "MLmodel").exists():
             from legion.model.mlflow import load_mlflow  # noqa: PLC0415  # only MLflow models need it
 
@@ -85,11 +87,12 @@ def load_model(
         else:
             model = _load_legion(directory, check_versions)
     except BaseException:
-        if tmp is not None:
-            tmp.cleanup()
+        if extracted is not None:
+            shutil.rmtree(extracted, ignore_errors=True)
         raise
     model.path = source
-    model._tmp = tmp
+    if extracted is not None:
+        model._cleanup = weakref.finalize(model, shutil.rmtree, extracted, ignore_errors=True)
     properties.reset_properties(model.manifest.properties)
     if property_values:
         properties.update_properties(property_values)

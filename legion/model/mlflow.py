@@ -55,9 +55,9 @@ def _columns(mlmodel: dict[str, Any]) -> list[ColumnSpec] | None:
     specs = json.loads(inputs) if isinstance(inputs, str) else inputs
     columns = []
     for index, spec in enumerate(specs):
-        if spec.get("type") == "tensor":
-            return None  # tensor signatures have no named columns
-        kind = _TYPES.get(spec.get("type", ""), "string")
+        kind = _TYPES.get(spec.get("type", ""))
+        if kind is None or "name" not in spec:
+            return None  # tensor or "any" signatures name no typed columns: take what the caller sends
         columns.append(
             ColumnSpec(name=spec.get("name", str(index)), type=kind, nullable=not spec.get("required", True))
         )
@@ -130,15 +130,32 @@ class _Framed(TypedEndpoint):
 
 def _load_sklearn(directory: Path, flavor: dict[str, Any]) -> Any:
     path = directory / str(flavor.get("pickled_model", "model.pkl"))
+    serialization = flavor.get("serialization_format", "cloudpickle")
     try:
+        if serialization == "skops":
+            return _load_skops(path, flavor.get("skops_trusted_types") or [])
         data = path.read_bytes()
-        if flavor.get("serialization_format") == "pickle":
+        if serialization == "pickle":
             return pickle.loads(data)  # the user asked us to serve this model
         return cloudpickle.loads(data)
+    except ModelFormatError:
+        raise
     except FileNotFoundError:
         raise ModelFormatError(f"MLflow model {directory}: {path.name} is missing") from None
     except Exception as exc:
-        raise ModelFormatError(f"MLflow model {directory}: cannot unpickle {path.name}: {exc}") from exc
+        raise ModelFormatError(f"MLflow model {directory}: cannot load {path.name}: {exc}") from exc
+
+
+def _load_skops(path: Path, trusted: list[str]) -> Any:
+    """MLflow 3 saves scikit-learn models with skops; only the types MLflow recorded as trusted are loaded."""
+    try:
+        import skops.io  # noqa: PLC0415  # optional dependency, only for skops-serialized models
+    except ImportError:
+        raise ModelFormatError(f"{path} is saved with skops; install legion[mlflow] to serve it") from None
+    untrusted = [t for t in skops.io.get_untrusted_types(file=path) if t not in trusted]
+    if untrusted:
+        raise ModelFormatError(f"{path} holds types MLflow did not mark as trusted", problems=untrusted)
+    return skops.io.load(path, trusted=trusted or None)
 
 
 def _load_pyfunc(directory: Path) -> Any:

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: running real servers on loopback and waiting for them."""
