@@ -149,10 +149,10 @@ def test_bad_manifests_are_refused_by_reason(tmp_path: Path, change: dict[str, o
 def test_missing_artifact_and_missing_manifest_are_refused(tmp_path: Path) -> None:
     model = _sklearn_model(tmp_path)
     (model / "model.pkl").unlink()
-    with pytest.raises(ModelFormatError, match="artifact model.pkl is missing"):
+    with pytest.raises(ModelFormatError, match=r"artifact model\.pkl is missing"):
         lm.load_model(model)
-    with pytest.raises(ModelFormatError, match="has no legion.model.yaml"):
-        lm.load_model(tmp_path / "m" / "endpoints" if (tmp_path / "m" / "endpoints").exists() else tmp_path)
+    with pytest.raises(ModelFormatError, match=r"has no legion\.model\.yaml"):
+        lm.load_model(tmp_path)
 
 
 def test_zip_with_path_outside_the_model_is_refused(tmp_path: Path) -> None:
