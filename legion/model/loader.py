@@ -65,7 +65,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a model directory or ``.zip``; an MLflow model directory (``MLmodel``) is taken as it is.
 
-    >>> model = load_model("examples/summation/model")
+    >>> model = load_model("examples/summation/build/model")
     >>> model.endpoint("default").call({"a": 1, "b": 2})
     """
     source = Path(path)

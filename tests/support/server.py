@@ -42,9 +42,17 @@ class ServerProcess:
         )
         self.stderr_lines: list[str] = []
         self._lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, args=(self.process.stdout, self._lines), daemon=True).start()
-        threading.Thread(target=self._collect_stderr, daemon=True).start()
-        self.url = self._read_url()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.process.stdout, self._lines), daemon=True),
+            threading.Thread(target=self._collect_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+        try:
+            self.url = self._read_url()
+        except BaseException:
+            self.stop()
+            raise
 
     @staticmethod
     def _pump(stream: object, lines: queue.Queue[str]) -> None:
@@ -92,6 +100,11 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
         return self.process.returncode
 
 
