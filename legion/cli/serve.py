@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import click
 from pydantic import ValidationError
 
-from legion.core.errors import InvalidInputError
+from legion.core.errors import InvalidInputError, LegionError
 
 
 def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -61,5 +63,29 @@ def serve(
     except ValidationError as exc:
         problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
         raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
-    code = run(settings, announce=click.echo)
-    raise SystemExit(code)
+
+    def announce(line: str) -> None:
+        click.echo(line)
+        url = line.removeprefix("listening on ")
+        call = example_call(path, url)
+        if call:
+            click.echo(f"try it:\n  {call}")
+
+    raise SystemExit(run(settings, announce=announce))
+
+
+def example_call(path: Path, url: str) -> str | None:
+    """A ready-to-paste ``curl`` for the default endpoint, from the example row saved with the model."""
+    from legion.model.manifest import MANIFEST_NAME, Manifest  # noqa: PLC0415
+
+    if not (path / MANIFEST_NAME).is_file():
+        return None
+    try:
+        manifest = Manifest.read(path)
+    except LegionError:
+        return None  # the server reports it properly once it loads the model
+    endpoint = manifest.endpoints.get("default") or next(iter(manifest.endpoints.values()))
+    if endpoint.example is None:
+        return None
+    body = json.dumps(endpoint.example.model_dump(), separators=(",", ":"))
+    return f"curl -s -X POST {url}/api/model/invoke -H 'Content-Type: application/json' -d {shlex.quote(body)}"

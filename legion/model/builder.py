@@ -13,6 +13,7 @@ training time, and not in production; the output it gives is recorded as the end
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from legion.core.dtypes import COLUMN_TYPES, column_type_of
 from legion.core.errors import ConflictError, InvalidInputError, LegionError
 from legion.model import properties, requirements
 from legion.model.endpoints import Raw, accepts_argument, to_table
-from legion.model.manifest import MANIFEST_NAME, ColumnSpec, EndpointSpec, Flavor, Manifest, Provenance
+from legion.model.manifest import MANIFEST_NAME, ColumnSpec, EndpointSpec, Example, Flavor, Manifest, Provenance
 from legion.model.table import Table
 
 Function = Callable[[Any], Any]
@@ -54,6 +55,15 @@ def columns_of(sample: pd.DataFrame) -> list[ColumnSpec]:
         kind = column_type_of(series.dtype, series.head(20).tolist())
         specs.append(ColumnSpec(name=str(column), type=kind, nullable=bool(series.isna().any())))
     return specs
+
+
+def example_of(sample: pd.DataFrame) -> Example | None:
+    """The sample's first row, when every value is plain JSON (images and the like are left out)."""
+    row = sample.head(1).astype(object).to_numpy().tolist()[0]
+    row = [None if isinstance(v, float) and math.isnan(v) else v for v in row]  # NaN -> null
+    if not all(v is None or isinstance(v, str | int | float | bool) for v in row):
+        return None
+    return Example(columns=[str(c) for c in sample.columns], data=[row])
 
 
 def _output_of(result: Table | Raw) -> list[ColumnSpec] | None:
@@ -106,6 +116,7 @@ class ModelBuilder:
             columns=columns,
             output=_output_of(result),
             description=description,
+            example=example_of(sample_dataframe),
         )
         self._add(endpoint, spec, (apply_func, prepare_func))
 
@@ -160,7 +171,13 @@ class ModelBuilder:
             if method_name == "predict_proba" and isinstance(result, Table):
                 labels = tuple(str(c) for c in getattr(estimator, "classes_", range(len(result.columns))))
                 result = Table(labels, result.arrays)
-            spec = EndpointSpec(artifact="model.pkl", columns=columns, output=_output_of(result), method=method_name)
+            spec = EndpointSpec(
+                artifact="model.pkl",
+                columns=columns,
+                output=_output_of(result),
+                method=method_name,
+                example=example_of(sample_dataframe),
+            )
             self._add(name, spec, estimator)
 
     def export_class(

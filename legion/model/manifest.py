@@ -39,6 +39,13 @@ class ColumnSpec(_Spec):
         return value
 
 
+class Example(_Spec):
+    """One input row in era-b shape, kept from the export sample for docs and ready-to-paste calls."""
+
+    columns: list[str]
+    data: list[list[Any]]
+
+
 class EndpointSpec(_Spec):
     """One named entry point of the model. ``columns`` is None for an untyped endpoint."""
 
@@ -48,6 +55,7 @@ class EndpointSpec(_Spec):
     output: list[ColumnSpec] | None = None
     method: str | None = Field(default=None, description="for sklearn and class flavors: which method to call")
     description: str = ""
+    example: Example | None = None
 
 
 class Provenance(_Spec):

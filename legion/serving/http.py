@@ -21,6 +21,8 @@ from legion.core.errors import BadRequestError, InvalidInputError, LegionError, 
 from legion.serving.dataplane import DataPlane
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# Requests to these paths are model API calls: counted in flight (health probes and scrapes are not).
+MODEL_PATHS = ("/api/model/", "/v2/models/", "/invocations")
 _JSON_TYPES = ("application/json", "text/json")
 
 
@@ -106,7 +108,8 @@ class ModelHeaders:
         started = time.perf_counter()
         status = 500
         model = self.plane.model
-        in_flight = self.plane.metrics.in_flight.labels(model.name, model.version) if model else None
+        counted = model is not None and scope["path"].startswith(MODEL_PATHS)
+        in_flight = self.plane.metrics.in_flight.labels(model.name, model.version) if counted and model else None
         if in_flight is not None:
             in_flight.inc()
 

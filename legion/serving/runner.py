@@ -28,12 +28,16 @@ from legion.serving.settings import ServerSettings
 log = logging.getLogger(__name__)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A socket on ``host:port`` in the SO_REUSEPORT group; ``listen=False`` only reserves the port (a socket
+    that listens but never accepts would be handed its share of the connections and leave them hanging)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    if listen:
+        sock.listen(2048)  # connections queue from now on, even while the app is still importing
     sock.set_inheritable(True)
     return sock
 
@@ -64,7 +68,6 @@ def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str |
         server_header=False,
     )
     server = uvicorn.Server(config)
-    sock.listen(2048)
     server.run(sockets=[sock])
     return exit_code
 
@@ -77,7 +80,7 @@ def _worker(settings_json: str, port: int, multiprocess_dir: str) -> None:
 
 def run(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:
     """Start serving ``settings.model_path``; returns the process exit code."""
-    sock = bind(settings.host, settings.port)
+    sock = bind(settings.host, settings.port, listen=settings.workers == 1)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     announce(f"listening on http://{shown}:{port}")
@@ -119,7 +122,7 @@ def _supervise(settings: ServerSettings, port: int, multiprocess_dir: str, sock:
             workers.remove(process)
             if process.pid is not None:
                 multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # untyped library
-            code = process.exitcode or 0
+            code = max(process.exitcode or 0, 0)  # a worker ended by the signal we forwarded exits cleanly
             if code == ModelFormatError.exit_code or stopping:
                 exit_code = exit_code or code
                 if not stopping:

@@ -235,7 +235,7 @@ def test_mlflow_pyfunc_model_is_served_through_mlflow(tmp_path: Path) -> None:
     with warnings.catch_warnings():  # unpickling the class by value re-runs MLflow's type-hint check
         warnings.simplefilter("ignore", UserWarning)
         model = lm.load_model(tmp_path / "pyfunc", check_versions=False)
-    result = model.endpoint(None).predict(Table(("a",), (np.array([1, 2]),)))
+        result = model.endpoint(None).predict(Table(("a",), (np.array([1, 2]),)))
     assert isinstance(result, Table)
     assert result.column_lists()[0] == [2, 3]
 
@@ -249,3 +249,11 @@ def test_properties_keep_their_type() -> None:
         lm.properties.update_properties({"n": "abc", "ghost": 1})
     assert set(caught.value.fields) == {"n", "ghost"}
     assert lm.get_property("n") == 3  # all or nothing
+
+
+def test_the_first_sample_row_is_kept_as_an_example(tmp_path: Path) -> None:
+    builder = lm.ModelBuilder("toy", "1")
+    builder.export_df(lambda df: df["a"], FRAME.assign(s=["x", "y", "z", "w"]))
+    example = lm.load_model(builder.save(tmp_path / "m")).manifest.endpoints["default"].example
+    assert example is not None
+    assert example.model_dump() == {"columns": ["a", "b", "s"], "data": [[1, 0.5, "x"]]}

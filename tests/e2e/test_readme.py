@@ -1,0 +1,67 @@
+"""The README's main command really serves the census model, and the curl it prints really answers."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_names_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "bash scripts/quickstart.sh" in readme
+    assert "bash scripts/test.sh" in readme
+    assert "bash scripts/test.sh" in (ROOT / ".ci/run").read_text()
+
+
+@pytest.mark.slow
+def test_quickstart_serves_census_and_its_curl_answers() -> None:
+    process = subprocess.Popen(
+        ["bash", "scripts/quickstart.sh", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so the whole group (script and server) can be stopped by its PID
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    seen: list[str] = []
+    try:
+        curl = None
+        while curl is None:
+            line = lines.get(timeout=300)
+            seen.append(line)
+            if line.strip().startswith("curl "):
+                curl = line.strip()
+        assert re.search(r"listening on http://127\.0\.0\.1:\d+", "".join(seen))
+        answer = None
+        for _ in range(600):  # the model loads in the background: retry until it answers or 60 s pass
+            done = subprocess.run(
+                ["bash", "-c", curl + " -w '\\n%{http_code}'"], check=False, capture_output=True, text=True, timeout=30
+            )
+            body, _, code = done.stdout.rpartition("\n")
+            if code == "200":
+                answer = json.loads(body)
+                break
+            threading.Event().wait(0.1)
+        assert answer is not None, "".join(seen)
+        assert answer["columns"] == ["<=50K", ">50K"]
+        assert abs(sum(answer["prediction"][0]) - 1.0) < 1e-9
+    finally:
+        import os
+
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(60)
+        reader.join(5)
+        process.stdout.close()

@@ -1,0 +1,100 @@
+"""The batcher merges requests that arrive together and never holds back one that arrives alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from legion.core.errors import ModelError
+from legion.model.endpoints import TypedEndpoint
+from legion.model.manifest import ColumnSpec, EndpointSpec
+from legion.model.table import Table
+from legion.serving.batching import Batcher, BatchObservers
+from legion.serving.metrics import ServerMetrics
+
+pytestmark = pytest.mark.anyio
+
+
+class Recording:
+    """The model side: records the row count of every call; fails on negative input."""
+
+    def __init__(self, raw: bool = False) -> None:
+        self.calls: list[int] = []
+        self.raw = raw
+
+    def __call__(self, frame: pd.DataFrame) -> object:
+        self.calls.append(len(frame))
+        if (frame["x"] < 0).any():
+            raise ValueError("negative")
+        if self.raw:
+            return {"constant": 1}
+        return {"y": frame["x"].to_numpy() * 10}
+
+
+def make_batcher(model: Recording, max_batch_size: int = 64) -> Batcher:
+    spec = EndpointSpec(artifact="x", columns=[ColumnSpec(name="x", type="int64")])
+    metrics = ServerMetrics()
+    labels = ("m", "1", "default")
+    observers = BatchObservers(
+        metrics.queue_seconds.labels(*labels),
+        metrics.predict_seconds.labels(*labels),
+        metrics.batch_size.labels(*labels),
+        metrics.batch_rows.labels(*labels),
+    )
+    return Batcher(TypedEndpoint("default", spec, model), observers, max_batch_size)
+
+
+def table(*values: int) -> Table:
+    return Table(("x",), (np.array(values),))
+
+
+async def test_requests_arriving_together_make_one_call() -> None:
+    model = Recording()
+    batcher = make_batcher(model)
+    results = await asyncio.gather(*(batcher.predict(table(i, i)) for i in range(10)))
+    assert model.calls == [20]
+    for i, result in enumerate(results):
+        assert isinstance(result, Table)
+        assert result.column_lists() == [[i * 10, i * 10]]
+
+
+async def test_a_lone_request_goes_at_once() -> None:
+    model = Recording()
+    batcher = make_batcher(model)
+    result = await batcher.predict(table(7))
+    assert model.calls == [1]
+    assert isinstance(result, Table)
+
+
+async def test_batches_respect_the_size_limit() -> None:
+    model = Recording()
+    batcher = make_batcher(model, max_batch_size=4)
+    await asyncio.gather(*(batcher.predict(table(i)) for i in range(10)))
+    assert model.calls == [4, 4, 2]
+
+
+async def test_a_failing_request_fails_alone() -> None:
+    model = Recording()
+    batcher = make_batcher(model)
+    results = await asyncio.gather(batcher.predict(table(1)), batcher.predict(table(-1)), batcher.predict(table(2)),
+                                   return_exceptions=True)  # fmt: skip
+    assert model.calls == [3, 1, 1, 1]  # the merged call, then each alone
+    assert isinstance(results[1], ModelError)
+    assert "ValueError: negative" in str(results[1])
+    assert [r.column_lists() for r in (results[0], results[2]) if isinstance(r, Table)] == [[[10]], [[20]]]
+
+
+async def test_answers_that_cannot_be_split_are_computed_per_request() -> None:
+    model = Recording(raw=True)
+    batcher = make_batcher(model)
+    results = await asyncio.gather(batcher.predict(table(1)), batcher.predict(table(2)))
+    assert model.calls == [2, 1, 1]
+    assert all(isinstance(r, Table) and r.records() == [{"constant": 1}] for r in results)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
