@@ -1,9 +1,11 @@
 """Adaptive batching: concurrent requests to one endpoint become one model call.
 
-A request is queued and a dispatch is scheduled for the next turn of the event loop, after the requests that
-arrived in the same turn have queued too. When the model is free the queue is taken at once (up to
-``max_batch_size`` requests), so a request that arrives alone is never held back; while the model is busy the
-queue grows and the next call takes it whole. Throughput then rises with load instead of latency.
+A queued request schedules a dispatch on the event loop. The dispatch waits while requests keep joining: it
+looks again on the next turn of the loop (after the next poll of the sockets) as long as the last turn added
+requests, and calls the model once a turn brings nothing new, the batch is full (``max_batch_size``), or its
+oldest request has waited ``max_wait_s``. A request that arrives alone therefore goes to the model after one
+quiet turn of the loop (microseconds), and under load the batch gathers everything that is already on its way,
+so throughput rises with load instead of latency.
 
 The model is called on the event loop's thread: the census pipeline spends most of its call in Python holding
 the GIL, so a worker thread would add hand-offs without adding parallelism (measured in benchmarks/serve.py).
@@ -47,7 +49,7 @@ class Batcher:
     """Queues tables for one endpoint and calls ``endpoint.predict`` on merged batches."""
 
     def __init__(
-        self, endpoint: TypedEndpoint, observers: BatchObservers, max_batch_size: int, max_wait_s: float = 0.0
+        self, endpoint: TypedEndpoint, observers: BatchObservers, max_batch_size: int, max_wait_s: float = 0.01
     ) -> None:
         self._endpoint = endpoint
         self._observe = observers
@@ -55,6 +57,7 @@ class Batcher:
         self._max_wait_s = max_wait_s
         self._queue: deque[_Item] = deque()
         self._scheduled = False
+        self._seen = 0
 
     async def predict(self, table: Table) -> Table | Raw:
         loop = asyncio.get_running_loop()
@@ -62,11 +65,18 @@ class Batcher:
         self._queue.append(_Item(table, future, time.perf_counter()))
         if not self._scheduled:
             self._scheduled = True
-            if self._max_wait_s > 0 and len(self._queue) < self._max_size:
-                loop.call_later(self._max_wait_s, self._dispatch)
-            else:
-                loop.call_soon(self._dispatch)
+            self._seen = 0
+            loop.call_soon(self._gather, loop)
         return await future
+
+    def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Look again next turn while the batch grows; dispatch once a turn adds nothing."""
+        size = len(self._queue)
+        if self._seen < size < self._max_size and time.perf_counter() - self._queue[0].queued_at < self._max_wait_s:
+            self._seen = size
+            loop.call_soon(self._gather, loop)
+            return
+        self._dispatch()
 
     def _dispatch(self) -> None:
         self._scheduled = False

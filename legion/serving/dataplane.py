@@ -7,6 +7,7 @@ endpoint and the metrics label children.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -60,6 +61,10 @@ class DataPlane:
                     endpoint, observers, self.settings.max_batch_size, self.settings.max_batch_wait_s
                 )
         self.model = model
+        # Everything loaded so far (the model, pandas, scikit-learn) lives as long as the process: move it out of
+        # the collector's way, so full collections stop pausing requests (p99 at concurrency 32 in benchmarks).
+        gc.collect()
+        gc.freeze()
         self.metrics.ready.labels(*labels).set(1)
         log.info("model %s:%s loaded with endpoints %s", model.name, model.version, ", ".join(model.endpoints))
 

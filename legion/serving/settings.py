@@ -23,9 +23,10 @@ class ServerSettings(LegionSettings):
     """Worker processes sharing the port through SO_REUSEPORT; each loads the model."""
     max_batch_size: int = Field(default=64, ge=1)
     """Most requests merged into one model call (adaptive batching); 1 turns batching off."""
-    max_batch_wait_s: float = Field(default=0.0, ge=0.0, le=1.0)
-    """How long a batch may wait for more requests once the model is free. 0: dispatch at once, so a lone
-    request is never held back; requests still merge while the model is busy."""
+    max_batch_wait_s: float = Field(default=0.01, ge=0.0, le=1.0)
+    """Longest a batch keeps gathering requests that are still arriving. A batch goes to the model as soon as
+    a turn of the event loop brings no new request, so a lone request is never held back by this; 0 turns
+    gathering off (requests then merge only while the model is busy)."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)

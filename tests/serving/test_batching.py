@@ -69,6 +69,27 @@ async def test_a_lone_request_goes_at_once() -> None:
     assert isinstance(result, Table)
 
 
+async def test_requests_still_arriving_join_the_batch_until_a_quiet_turn() -> None:
+    model = Recording()
+    batcher = make_batcher(model)
+    loop = asyncio.get_running_loop()
+    pending: list[asyncio.Task[Table | Raw]] = []
+
+    def arrive(remaining: int) -> None:
+        """One request per loop turn, like a load generator answering each response."""
+        pending.append(loop.create_task(batcher.predict(table(remaining))))
+        if remaining > 1:
+            loop.call_soon(arrive, remaining - 1)
+
+    arrive(5)
+    while len(pending) < 5:
+        await asyncio.sleep(0)
+    await asyncio.gather(*pending)
+    assert model.calls == [5]
+    await batcher.predict(table(1))  # after the quiet turn: a batch of its own
+    assert model.calls == [5, 1]
+
+
 async def test_batches_respect_the_size_limit() -> None:
     model = Recording()
     batcher = make_batcher(model, max_batch_size=4)
