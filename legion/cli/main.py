@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from legion import __version__
 from legion.cli.model import model
 from legion.cli.serve import serve
 from legion.core.errors import LegionError
+from legion.core.logs import LogFormat, configure_logging
 
 
 class LegionGroup(click.Group):
@@ -27,13 +25,14 @@ class LegionGroup(click.Group):
 @click.group(cls=LegionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="legion")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def cli(verbose: bool) -> None:
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log line format."
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
     """Legion: train, package, deploy and serve machine-learning models."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging("debug" if verbose else "warning", log_format)
+    ctx.obj = {"log_format": log_format, **({"log_level": "debug"} if verbose else {})}
 
 
 cli.add_command(serve)

@@ -33,7 +33,9 @@ def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
 @click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
+@click.pass_obj
 def serve(
+    obj: dict[str, Any] | None,
     path: Path,
     host: str,
     port: int,
@@ -59,6 +61,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             properties=parse_properties(properties),
             check_versions=not no_version_check,
+            **(obj or {}),
         )
     except ValidationError as exc:
         problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}

@@ -36,8 +36,12 @@ def create_app(
     *,
     metrics: ServerMetrics | None = None,
     on_load_failure: Callable[[LegionError], None] | None = None,
+    preload: bool = False,
 ) -> ModelHeaders:
+    """The app; ``preload`` loads the model now (raising ``LegionError``) instead of in the background."""
     plane = DataPlane(settings, metrics or ServerMetrics())
+    if preload:
+        plane.load()
 
     async def healthcheck(request: Request) -> Response:
         if plane.ready:
@@ -69,11 +73,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(_load(plane, on_load_failure))
+        task = None if plane.ready else asyncio.create_task(_load(plane, on_load_failure))
         try:
             yield
         finally:
-            task.cancel()
+            if task is not None:
+                task.cancel()
             plane.unload()
 
     routes = [

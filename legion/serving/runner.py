@@ -23,6 +23,7 @@ from types import FrameType
 import uvicorn
 
 from legion.core.errors import LegionError, ModelFormatError
+from legion.core.logs import configure_logging
 from legion.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,13 @@ def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
     return sock
 
 
-def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str | None = None) -> int:
-    """Serve on ``sock`` in this process until told to stop; the exit code says why it stopped."""
+def serve(settings: ServerSettings, sock: socket.socket | None, multiprocess_dir: str | None = None) -> int:
+    """Serve until told to stop; the exit code says why it stopped.
+
+    With a ``sock`` (one worker) the model loads in the background while health probes answer. Without one (a
+    worker among several) the model loads first and only then does this worker take its share of the port, so
+    no connection ever reaches a worker that is still loading.
+    """
     from legion.serving.app import create_app  # noqa: PLC0415  # workers import the app after the fork
     from legion.serving.metrics import ServerMetrics  # noqa: PLC0415
 
@@ -56,7 +62,16 @@ def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str |
         if server is not None:
             server.should_exit = True
 
-    app = create_app(settings, metrics=ServerMetrics(multiprocess_dir), on_load_failure=failed)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(
+            settings, metrics=ServerMetrics(multiprocess_dir), on_load_failure=failed, preload=sock is None
+        )
+    except LegionError as exc:
+        log.error("cannot serve the model: %s", exc.detail)
+        return exc.exit_code
+    if sock is None:
+        sock = bind(settings.host, settings.port)
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -64,6 +79,7 @@ def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str |
         lifespan="on",
         access_log=False,
         log_level=settings.log_level,
+        log_config=None,  # keep Legion's handlers: uvicorn's lines come out in the same format
         timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s),
         server_header=False,
     )
@@ -73,9 +89,8 @@ def serve(settings: ServerSettings, sock: socket.socket, multiprocess_dir: str |
 
 
 def _worker(settings_json: str, port: int, multiprocess_dir: str) -> None:
-    settings = ServerSettings.model_validate_json(settings_json)
-    sock = bind(settings.host, port)
-    sys.exit(serve(settings, sock, multiprocess_dir))
+    settings = ServerSettings.model_validate_json(settings_json).model_copy(update={"port": port})
+    sys.exit(serve(settings, None, multiprocess_dir))
 
 
 def run(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:

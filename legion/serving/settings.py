@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from legion.core.logs import LogFormat
 from legion.core.settings import LegionSettings
 
 
@@ -37,3 +38,5 @@ class ServerSettings(LegionSettings):
     """Initial values of model properties, overriding the ones saved with the model."""
     log_level: str = "info"
     """Level of the server's log lines."""
+    log_format: LogFormat = "text"
+    """``text`` for people, ``json`` (one object a line) for log collectors."""

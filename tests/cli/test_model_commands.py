@@ -25,7 +25,7 @@ def test_model_test_predicts_through_the_server_code_path(runner: CliRunner, cen
     request: dict[str, Any] = json.loads((ROOT / "examples/census_income/request.json").read_text())
     result = runner.invoke(cli, ["model", "test", str(census_model_dir), "--json", json.dumps(request)])
     assert result.exit_code == 0, result.output
-    answer = json.loads(result.output)
+    answer = json.loads(result.stdout)
     assert answer["columns"] == ["<=50K", ">50K"]
     assert answer["prediction"][0][1] > 0.5  # the example's known row earns more than 50K
 
@@ -34,9 +34,9 @@ def test_model_test_takes_records_and_objects(runner: CliRunner, summation_model
     records = runner.invoke(
         cli, ["model", "test", str(summation_model_dir), "--endpoint", "sum_and_pow", "--json", '[{"a": 2, "b": 3}]']
     )
-    assert json.loads(records.output) == {"prediction": [[5, 8]], "columns": ["sum", "pow"]}
+    assert json.loads(records.stdout) == {"prediction": [[5, 8]], "columns": ["sum", "pow"]}
     untyped = runner.invoke(cli, ["model", "test", str(summation_model_dir), "--json", '{"a": 2, "b": 3}'])
-    assert json.loads(untyped.output) == {"result": 5}
+    assert json.loads(untyped.stdout) == {"result": 5}
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 from examples.census_income import train
 from legion.core.dtypes import decode_column
 from legion.model import LoadedModel, Table, TypedEndpoint, load_model
+from tests.support.process import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "census_income"
@@ -32,15 +30,6 @@ body = json.loads(open(sys.argv[2]).read())
 table = Table.from_frame(pd.DataFrame(body["data"], columns=body["columns"]))
 print(json.dumps(load_model(sys.argv[1]).endpoint("default").predict(table).records()))
 """
-
-
-def run_python(*args: str, cwd: Path) -> str:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def endpoint_of(model: LoadedModel) -> TypedEndpoint:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from examples.digits import train
 from legion.model import LoadedModel, Table, load_model
+from tests.support.process import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 NINE = ROOT / "examples" / "digits" / "data" / "nine.png"
@@ -30,15 +28,6 @@ assert importlib.util.find_spec("examples") is None, "the examples must not be i
 table = Table(("image",), (np.array([Path(sys.argv[2]).read_bytes()], dtype=object),))
 print(load_model(sys.argv[1]).endpoint("default").predict(table).arrays[0][0])
 """
-
-
-def run_python(*args: str, cwd: Path) -> str:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def encoded(image: Image.Image, kind: str = "PNG", **options: object) -> bytes:

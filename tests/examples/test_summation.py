@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +10,7 @@ import pytest
 
 from legion.model import LoadedModel, Table, TypedEndpoint, UntypedEndpoint, load_model
 from legion.model.properties import update_properties
+from tests.support.process import run_python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,15 +22,6 @@ assert importlib.util.find_spec("examples") is None, "the examples must not be i
 model = load_model(sys.argv[1], property_values={"multiplier": 10})
 print(json.dumps(model.endpoint("default").call({"a": "2", "b": 3})))
 """
-
-
-def run_python(*args: str, cwd: Path) -> str:
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    done = subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def add(model: LoadedModel, params: dict[str, object]) -> object:

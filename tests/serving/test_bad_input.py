@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.serving.toy_models import save_toy
-from tests.support.server import ServerProcess, serving
+from tests.support.server import ServerProcess, failed_start, serving
 
 GOOD = {"columns": ["a", "b", "s"], "data": [[1, 2.5, "x"]]}
 
@@ -118,9 +118,6 @@ def test_a_bad_request_in_a_batch_does_not_fail_its_neighbours(toy_server: Serve
 
 def test_served_model_path_without_model_fails_to_start(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    from tests.support.server import ServerProcess as Process
-
-    server = Process(tmp_path / "empty")
-    assert server.process.wait(60) == 8
-    server.stop()
-    assert "has no legion.model.yaml" in server.stderr
+    code, stderr = failed_start(tmp_path / "empty")
+    assert code == 8
+    assert "has no legion.model.yaml" in stderr

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from legion.core.errors import ModelError
-from legion.model.endpoints import TypedEndpoint
+from legion.model.endpoints import Raw, TypedEndpoint
 from legion.model.manifest import ColumnSpec, EndpointSpec
 from legion.model.table import Table
 from legion.serving.batching import Batcher, BatchObservers

@@ -11,7 +11,7 @@ import yaml
 
 from legion.model import MANIFEST_NAME
 from tests.serving.toy_models import save_gated, save_toy
-from tests.support.server import ServerProcess, wait_until
+from tests.support.server import ServerProcess, failed_start, wait_until
 
 
 def test_not_ready_until_the_model_is_loaded(tmp_path: Path) -> None:
@@ -65,9 +65,6 @@ def test_a_model_that_cannot_load_stops_the_server_naming_why(tmp_path: Path) ->
     manifest = yaml.safe_load((model / MANIFEST_NAME).read_text())
     manifest["python"] = "3.2.1"
     (model / MANIFEST_NAME).write_text(yaml.safe_dump(manifest))
-    server = ServerProcess(model)
-    try:
-        assert server.process.wait(60) == 8
-    finally:
-        server.stop()
-    assert "python: the model was saved with 3.2.1" in server.stderr
+    code, stderr = failed_start(model)
+    assert code == 8
+    assert "python: the model was saved with 3.2.1" in stderr

@@ -10,7 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.toy_models import save_toy
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, failed_start
 
 GOOD = {"columns": ["a", "b", "s"], "data": [[1, 2.5, "x"]]}
 
@@ -45,3 +45,10 @@ def test_two_workers_serve_and_count_together(tmp_path: Path) -> None:
     finally:
         code = server.stop()
     assert code in (0, -signal.SIGTERM)
+
+
+def test_workers_that_cannot_load_the_model_stop_the_server(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, stderr = failed_start(tmp_path / "empty", ["--workers", "2"])
+    assert code == 8
+    assert "has no legion.model.yaml" in stderr

@@ -31,8 +31,14 @@ def wait_until(condition: Callable[[], bool], deadline_s: float, what: str, inte
 class ServerProcess:
     """A ``legion serve`` child process; ``url`` is known once it printed its port."""
 
-    def __init__(self, model: Path, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
-        command = [sys.executable, "-m", "legion", "serve", str(model), "--port", "0", *args]
+    def __init__(
+        self,
+        model: Path,
+        args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+        global_args: Sequence[str] = (),
+    ) -> None:
+        command = [sys.executable, "-m", "legion", *global_args, "serve", str(model), "--port", "0", *args]
         self.process = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
@@ -117,3 +123,13 @@ def serving(model: Path, args: Sequence[str] = (), env: dict[str, str] | None = 
         yield server
     finally:
         server.stop()
+
+
+def failed_start(model: Path, args: Sequence[str] = (), deadline_s: float = STARTUP_DEADLINE_S) -> tuple[int, str]:
+    """Exit code and standard error of a ``legion serve`` that is expected to stop by itself."""
+    server = ServerProcess(model, args)
+    try:
+        code = server.process.wait(deadline_s)
+    finally:
+        server.stop()
+    return code, server.stderr
