@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+bash scripts/services.sh
 .venv/bin/ruff check legion tests examples benchmarks
 .venv/bin/ruff format --check legion tests examples benchmarks
 .venv/bin/mypy
