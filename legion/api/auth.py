@@ -1,0 +1,45 @@
+"""Who may do what on the management API.
+
+Roles, from least to most: ``viewer`` reads everything; ``data-scientist`` also writes trainings, packagings,
+deployments, routes and connections and issues model tokens; ``admin`` also manages integrations and revokes
+tokens. ``legion api --dev`` turns all of it off (an anonymous admin), and says so on start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from legion.core.errors import ForbiddenError
+from legion.core.tokens import Claims
+
+ADMIN_ONLY_KINDS = frozenset({"ToolchainIntegration", "PackagingIntegration"})
+DEV_CLAIMS = Claims(subject="dev", token_id="dev", expires_at=float("inf"), roles=("admin",))  # noqa: S106  # an id, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    claims: Claims
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return self.claims.roles
+
+    def can_read(self) -> None:
+        if not self.roles:
+            raise ForbiddenError("this token has no role on the management API")
+
+    def can_write(self, kind: str) -> None:
+        self.can_read()
+        if "admin" in self.roles:
+            return
+        if "data-scientist" in self.roles and kind not in ADMIN_ONLY_KINDS:
+            return
+        raise ForbiddenError(f"role(s) {', '.join(self.roles)} may not change {kind} objects")
+
+    def can_issue_model_tokens(self) -> None:
+        if not {"admin", "data-scientist"} & set(self.roles):
+            raise ForbiddenError("only admins and data scientists may issue model tokens")
+
+    def is_admin(self) -> None:
+        if "admin" not in self.roles:
+            raise ForbiddenError("only admins may do this")

@@ -1,0 +1,42 @@
+"""``ApiSettings``: what ``legion api`` can be told, from flags or ``LEGION_API_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from legion.core.settings import LegionSettings
+
+
+class ApiSettings(LegionSettings):
+    """Settings of the management API (Legion's EDI)."""
+
+    model_config = SettingsConfigDict(env_prefix="LEGION_API_", env_nested_delimiter="__", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    """Address to bind; loopback by default."""
+    port: int = Field(default=5080, ge=0, le=65535)
+    """TCP port; 0 picks a free one (printed on start)."""
+    data_dir: Path = Path.home() / ".legion"
+    """Where the SQLite database, the generated keys and local artifacts live."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///<data_dir>/legion.db``. PostgreSQL: ``postgresql+psycopg://...``."""
+    dev: bool = False
+    """Turn authentication off (``legion api --dev``); only for a laptop, and said loudly on start."""
+    token_secret: SecretStr | None = None
+    """HS256 key for API and model tokens; generated once into ``data_dir`` when not given."""
+    encryption_keys: list[SecretStr] = Field(default_factory=list)
+    """Fernet keys for connection secrets at rest, newest first; generated once into ``data_dir`` when empty."""
+    max_token_ttl_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    """Longest lifetime a token may be issued with; longer requests are capped."""
+    api_audience: str = "legion-api"
+    """``aud`` of tokens that open this API."""
+    model_audience: str = "legion-model-api"
+    """``aud`` of tokens that open the model APIs behind the gateway."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted; a larger one gets 413."""
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'legion.db'}"

@@ -1,0 +1,129 @@
+"""``LegionClient``: one method per operation of the management API.
+
+Every answer that is not a success becomes the ``LegionError`` subclass of its status with the server's
+``detail`` and ``errors``; a server that cannot be reached is an ``UnavailableError`` naming the URL.
+
+    client = LegionClient("http://127.0.0.1:5080", token)
+    client.create("/model/deployment", {"kind": "ModelDeployment", "id": "census", "spec": {...}})
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from legion.core.errors import (
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    InvalidInputError,
+    LegionError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnavailableError,
+)
+
+API_PREFIX = "/api/v1"
+_ERRORS: dict[int, type[LegionError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: InvalidInputError,
+    503: UnavailableError,
+}
+
+
+def error_from(response: httpx.Response) -> LegionError:
+    """The Legion error a failed answer stands for."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") or body.get("error") if isinstance(body, dict) else None
+    fields = body.get("errors") if isinstance(body, dict) and isinstance(body.get("errors"), dict) else None
+    error_type = _ERRORS.get(response.status_code, LegionError)
+    return error_type(str(detail or f"the server answered {response.status_code}"), fields=fields)
+
+
+class LegionClient:
+    """A session with the management API at ``url``."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LegionClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, f"{API_PREFIX}{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach the Legion API at {self.url}: {exc}") from None
+        if response.is_error:
+            raise error_from(response)
+        return response
+
+    # --- resources ------------------------------------------------------------------------------------
+    def list(self, path: str, *, labels: Mapping[str, str] | None = None, page: int = 0, size: int = 100) -> list[Any]:
+        params: dict[str, Any] = {"page": page, "size": size}
+        if labels:
+            params["labels"] = ",".join(f"{k}={v}" for k, v in labels.items())
+        items: list[Any] = self.request("GET", path, params=params).json()
+        return items
+
+    def get(self, path: str, resource_id: str) -> dict[str, Any]:
+        document: dict[str, Any] = self.request("GET", f"{path}/{resource_id}").json()
+        return document
+
+    def create(self, path: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.request("POST", path, json=dict(document)).json()
+        return created
+
+    def update(self, path: str, document: Mapping[str, Any]) -> dict[str, Any]:
+        updated: dict[str, Any] = self.request("PUT", f"{path}/{document['id']}", json=dict(document)).json()
+        return updated
+
+    def apply(self, path: str, document: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Create the object, or update it when it exists: ``("created" | "changed" | "unchanged", object)``."""
+        try:
+            return "created", self.create(path, document)
+        except ConflictError:
+            before = self.get(path, str(document["id"]))
+            after = self.update(path, document)
+            return ("unchanged" if before.get("spec") == after.get("spec") else "changed"), after
+
+    def delete(self, path: str, resource_id: str) -> None:
+        self.request("DELETE", f"{path}/{resource_id}")
+
+    # --- tokens and models ----------------------------------------------------------------------------
+    def model_token(self, models: builtins.list[dict[str, str]], expires_in_s: float | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"models": models}
+        if expires_in_s is not None:
+            body["expiresIn"] = expires_in_s
+        issued: dict[str, Any] = self.request("POST", "/model/token", json=body).json()
+        return issued
+
+    def revoke_token(self, token_id: str) -> None:
+        self.request("DELETE", f"/model/token/{token_id}")
