@@ -24,23 +24,10 @@ import uvicorn
 
 from legion.core.errors import LegionError, ModelFormatError
 from legion.core.logs import configure_logging
+from legion.core.net import bind, url_of
 from legion.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
-
-
-def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
-    """A socket on ``host:port`` in the SO_REUSEPORT group; ``listen=False`` only reserves the port (a socket
-    that listens but never accepts would be handed its share of the connections and leave them hanging)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    if listen:
-        sock.listen(2048)  # connections queue from now on, even while the app is still importing
-    sock.set_inheritable(True)
-    return sock
 
 
 def serve(settings: ServerSettings, sock: socket.socket | None, multiprocess_dir: str | None = None) -> int:
@@ -96,9 +83,8 @@ def _worker(settings_json: str, port: int, multiprocess_dir: str) -> None:
 def run(settings: ServerSettings, announce: Callable[[str], None] = print) -> int:
     """Start serving ``settings.model_path``; returns the process exit code."""
     sock = bind(settings.host, settings.port, listen=settings.workers == 1)
-    host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
-    announce(f"listening on http://{shown}:{port}")
+    port = sock.getsockname()[1]
+    announce(f"listening on {url_of(sock)}")
     if settings.workers == 1:
         return serve(settings, sock)
     with tempfile.TemporaryDirectory(prefix="legion-metrics-") as multiprocess_dir:
