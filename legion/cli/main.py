@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from legion import __version__
+from legion.cli.api_cmd import api
 from legion.cli.model import model
+from legion.cli.resources import COMMANDS
 from legion.cli.serve import serve
 from legion.core.errors import LegionError
 from legion.core.logs import LogFormat, configure_logging
@@ -36,6 +38,9 @@ def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
 
 
 cli.add_command(serve)
+cli.add_command(api)
+for command in COMMANDS:
+    cli.add_command(command)
 cli.add_command(model)
 
 

@@ -37,10 +37,13 @@ class ServerProcess:
         args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         global_args: Sequence[str] = (),
+        *,
+        command: Sequence[str] | None = None,
     ) -> None:
-        command = [sys.executable, "-m", "legion", *global_args, "serve", str(model), "--port", "0", *args]
+        if command is None:
+            command = [sys.executable, "-m", "legion", *global_args, "serve", str(model), "--port", "0", *args]
         self.process = subprocess.Popen(
-            command,
+            list(command),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -87,12 +90,12 @@ class ServerProcess:
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
 
-    def wait_ready(self, deadline_s: float = STARTUP_DEADLINE_S) -> None:
+    def wait_ready(self, deadline_s: float = STARTUP_DEADLINE_S, path: str = "/v2/health/ready") -> None:
         def ready() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"legion serve exited with {self.process.returncode}:\n{self.stderr}")
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.stderr}")
             try:
-                return httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200
+                return httpx.get(f"{self.url}{path}", timeout=2).status_code == 200
             except httpx.TransportError:
                 return False
 

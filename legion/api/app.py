@@ -1,0 +1,70 @@
+"""``create_app(settings)``: the management API's composition root.
+
+Wires keys, the database (migrated on start), the stores, authentication and one router per resource kind, plus
+model tokens. Auth is on unless ``settings.dev``; then every caller is an anonymous admin and the start-up log
+says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import FastAPI, Header
+
+from legion import __version__
+from legion.api import problems
+from legion.api.auth import DEV_CLAIMS, Caller
+from legion.api.keys import load_keys
+from legion.api.resources_routes import ResourceService, kind_router
+from legion.api.settings import ApiSettings
+from legion.api.storage import Cipher, ResourceStore, TokenRevocations, create_engine, migrate
+from legion.api.tokens_routes import token_router
+from legion.core.resources import KINDS, SECRET_FIELDS
+from legion.core.tokens import TokenConfig, TokenIssuer, TokenVerifier, bearer_token
+
+log = logging.getLogger(__name__)
+DAY_S = 24 * 3600.0  # default lifetime of a model token
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = load_keys(settings)
+    engine = create_engine(settings.resolved_database_url())
+    migrate(engine)
+    store = ResourceStore(engine, Cipher(list(keys.encryption_keys)), secret_fields={"Connection": SECRET_FIELDS})
+    revocations = TokenRevocations(engine)
+    token_config = TokenConfig(secret=keys.token_secret, max_ttl_s=settings.max_token_ttl_s)
+    verifier = TokenVerifier(token_config, revocations.is_revoked)
+
+    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+        if settings.dev:
+            return Caller(DEV_CLAIMS)
+        return Caller(verifier.verify(bearer_token(authorization), settings.api_audience))
+
+    def revoke(token_id: str) -> None:
+        # the token's own expiry is unknown here; keep the entry as long as any token can live
+        revocations.revoke(token_id, datetime.now(UTC) + timedelta(seconds=settings.max_token_ttl_s))
+
+    app = FastAPI(title="Legion management API", version=__version__, docs_url="/docs", redoc_url=None)
+    problems.install(app)
+    service = ResourceService(store)
+    for info in KINDS.values():
+        app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
+    app.include_router(
+        token_router(
+            TokenIssuer(token_config), settings.model_audience, min(DAY_S, settings.max_token_ttl_s), caller, revoke
+        )
+    )
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.state.store = store
+    app.state.issuer = TokenIssuer(token_config)
+    if settings.dev:
+        log.warning("AUTHENTICATION IS OFF (--dev): anyone who can reach %s:%s can change everything",
+                    settings.host, settings.port)  # fmt: skip
+    return app

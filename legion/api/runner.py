@@ -1,0 +1,42 @@
+"""``run(settings)``: serve the management API with uvicorn on a port bound here (so ``--port 0`` works), and
+``admin_token(settings)``: sign an admin token with the keys in the data directory, for the first login."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import uvicorn
+
+from legion.api.app import create_app
+from legion.api.keys import load_keys
+from legion.api.settings import ApiSettings
+from legion.core.logs import LogFormat, configure_logging
+from legion.core.net import bind, url_of
+from legion.core.tokens import TokenConfig, TokenIssuer
+
+
+def run(
+    settings: ApiSettings,
+    announce: Callable[[str], None] = print,
+    log_level: str = "info",
+    log_format: LogFormat = "text",
+) -> int:
+    configure_logging(log_level, log_format)
+    sock = bind(settings.host, settings.port)
+    app = create_app(settings)
+    announce(f"listening on {url_of(sock)}")
+    config = uvicorn.Config(
+        app, lifespan="on", access_log=False, log_config=None, log_level=log_level, server_header=False,
+        timeout_graceful_shutdown=math.ceil(10.0),
+    )  # fmt: skip
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def admin_token(settings: ApiSettings, subject: str, roles: list[str], ttl_s: float) -> str:
+    """A token signed with this installation's key: whoever can read the data directory is its administrator."""
+    keys = load_keys(settings)
+    issuer = TokenIssuer(TokenConfig(secret=keys.token_secret, max_ttl_s=settings.max_token_ttl_s))
+    token, _ = issuer.issue(subject, settings.api_audience, ttl_s, roles=roles)
+    return token

@@ -1,0 +1,65 @@
+"""``TokenRevocations``: the ids (``jti``) of model API tokens revoked before they expire.
+
+The API revokes; the gateway asks ``is_revoked`` for every token it has not seen lately. A row is only useful
+until the token would have expired anyway, so ``prune`` (run periodically) drops those.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from legion.api.storage.database import resolve_engine, transaction
+from legion.api.storage.tables import RevokedTokenRow
+from legion.api.storage.values import aware, check_names, utc_now
+
+JTI_LENGTH = 255
+
+
+class TokenRevocations:
+    """Revoke token ids and check them.
+
+    >>> revocations = TokenRevocations(engine)
+    >>> revocations.revoke("6f1c...", expires_at=claims_exp)
+    >>> revocations.is_revoked("6f1c...")
+    True
+    """
+
+    def __init__(self, bind: Engine | str) -> None:
+        self._engine, self._owns_engine = resolve_engine(bind)
+
+    def close(self) -> None:
+        """Dispose of the engine if this object created it."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+    def revoke(self, jti: str, expires_at: datetime) -> None:
+        """Revoke the token; revoking it again changes nothing."""
+        check_names("invalid token id", jti=(jti, JTI_LENGTH))
+        values = {"jti": jti, "expires_at": aware(expires_at, "expires_at"), "revoked_at": utc_now()}
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(RevokedTokenRow).values(**values).on_conflict_do_nothing()
+        with transaction(self._engine, write=True) as connection:
+            connection.execute(statement)
+
+    def is_revoked(self, jti: str) -> bool:
+        with transaction(self._engine) as connection:
+            found = connection.execute(select(RevokedTokenRow.jti).where(RevokedTokenRow.jti == jti)).first()
+        return found is not None
+
+    def prune(self, now: datetime | None = None) -> int:
+        """Forget revocations of tokens expired by ``now`` (default: the current time); how many went."""
+        cutoff = utc_now() if now is None else aware(now, "now")
+        with transaction(self._engine, write=True) as connection:
+            result = connection.execute(delete(RevokedTokenRow).where(RevokedTokenRow.expires_at <= cutoff))
+        return int(result.rowcount)

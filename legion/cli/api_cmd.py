@@ -1,0 +1,51 @@
+"""``legion api``: run the management API; ``legion api token``: sign a token with this installation's key.
+
+These commands start or own the service, so they import it (lazily); every other command talks to it through
+``legion.client``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from legion.core.tokens import ROLES
+
+
+def _settings(**values: Any) -> Any:
+    from legion.api.settings import ApiSettings  # noqa: PLC0415  # only the commands that own the service
+
+    return ApiSettings(**{k: v for k, v in values.items() if v is not None})
+
+
+@click.group("api", invoke_without_command=True)
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 5080; 0 picks a free one).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Database and keys (~/.legion).")
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
+@click.option("--dev", is_flag=True, default=None, help="Turn authentication OFF (laptop only).")
+@click.pass_context
+def api(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, database_url: str | None,
+        dev: bool | None) -> None:  # fmt: skip
+    """Run the management API (resources, tokens, the model registry)."""
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev)
+    ctx.obj = {**(ctx.obj or {}), "api_settings": settings}
+    if ctx.invoked_subcommand is None:
+        from legion.api.runner import run  # noqa: PLC0415
+
+        log_level = ctx.obj.get("log_level", "info")
+        raise SystemExit(run(settings, click.echo, log_level, ctx.obj.get("log_format", "text")))
+
+
+@api.command("token")
+@click.option("--role", "roles", multiple=True, type=click.Choice(ROLES), default=["admin"], show_default=True)
+@click.option("--subject", default="admin", show_default=True, help="Who the token stands for.")
+@click.option("--expires-in", type=float, default=24 * 3600.0, show_default=True, help="Lifetime in seconds.")
+@click.pass_obj
+def token(obj: dict[str, Any], roles: tuple[str, ...], subject: str, expires_in: float) -> None:
+    """Print an API token signed with the key in the data directory (for `legion login`)."""
+    from legion.api.runner import admin_token  # noqa: PLC0415
+
+    click.echo(admin_token(obj["api_settings"], subject, list(roles), expires_in))

@@ -1,0 +1,67 @@
+"""A real ``legion api`` on 127.0.0.1 (port 0) with its own data directory, and tokens for each role."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import pytest
+
+from tests.support.server import ServerProcess
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    data_dir: Path
+    admin: str
+    scientist: str
+    viewer: str
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def signed(self, **claims: object) -> str:
+        """A token signed with this installation's key, with the given claims (to forge the edge cases)."""
+        secret = json.loads((self.data_dir / "keys.json").read_text())["tokenSecret"]
+        now = int(time.time())
+        payload = {"sub": "x", "aud": "legion-api", "iss": "legion", "iat": now, "exp": now + 600, "jti": "j1",
+                   "roles": ["admin"], **claims}  # fmt: skip
+        return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm="HS256")
+
+
+def cli_token(data_dir: Path, role: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "legion", "api", "--data-dir", str(data_dir), "token", "--role", role, "--subject", role],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def start_api(data_dir: Path, *extra: str) -> ServerProcess:
+    command = [sys.executable, "-m", "legion", "api", "--port", "0", "--data-dir", str(data_dir), *extra]
+    server = ServerProcess(data_dir, command=command)
+    server.wait_ready(path="/health")
+    return server
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    data_dir = tmp_path_factory.mktemp("legion-api")
+    server = start_api(data_dir)
+    try:
+        yield Api(
+            server.url,
+            data_dir,
+            admin=cli_token(data_dir, "admin"),
+            scientist=cli_token(data_dir, "data-scientist"),
+            viewer=cli_token(data_dir, "viewer"),
+        )
+    finally:
+        server.stop()
