@@ -7,7 +7,10 @@ says so.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -17,7 +20,10 @@ from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.keys import load_keys
+from legion.api.reconcile import Reconciler
 from legion.api.resources_routes import ResourceService, kind_router
+from legion.api.runtime.base import Runtime
+from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.tokens_routes import token_router
@@ -26,6 +32,23 @@ from legion.core.tokens import TokenConfig, TokenIssuer, TokenVerifier, bearer_t
 
 log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
+
+
+def make_runtime(settings: ApiSettings) -> Runtime | None:
+    if settings.runtime == "memory":
+        return MemoryRuntime()
+    if settings.runtime == "local":
+        from legion.api.runtime.local import LocalRuntime  # noqa: PLC0415  # only when chosen
+
+        return LocalRuntime(settings.data_dir / "runtime")
+    return None
+
+
+def _waker(reconciler: Reconciler | None) -> Callable[[], None]:
+    """Wake the loop from the request's thread (sync routes run in a worker thread)."""
+    if reconciler is None:
+        return lambda: None
+    return reconciler.wake_threadsafe
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -47,9 +70,32 @@ def create_app(settings: ApiSettings) -> FastAPI:
         # the token's own expiry is unknown here; keep the entry as long as any token can live
         revocations.revoke(token_id, datetime.now(UTC) + timedelta(seconds=settings.max_token_ttl_s))
 
-    app = FastAPI(title="Legion management API", version=__version__, docs_url="/docs", redoc_url=None)
+    runtime = make_runtime(settings)
+    reconciler = None if runtime is None else Reconciler(store, runtime, resync_s=settings.resync_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if reconciler is None or runtime is None:
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(reconciler.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+            await runtime.close()
+
+    app = FastAPI(
+        title="Legion management API", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan
+    )
     problems.install(app)
-    service = ResourceService(store)
+    service = ResourceService(
+        store,
+        on_change=_waker(reconciler),
+        managed_kinds=frozenset({"ModelDeployment"}) if reconciler else frozenset(),
+    )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
     app.include_router(
@@ -63,6 +109,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         return {"status": "ok"}
 
     app.state.store = store
+    app.state.reconciler = reconciler
     app.state.issuer = TokenIssuer(token_config)
     if settings.dev:
         log.warning("AUTHENTICATION IS OFF (--dev): anyone who can reach %s:%s can change everything",

@@ -90,8 +90,12 @@ def _labels(text: str | None) -> dict[str, str] | None:
 class ResourceService:
     """The operations behind the routes, shared by every kind (and by ``apply`` from the CLI)."""
 
-    def __init__(self, store: ResourceStore) -> None:
+    def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
+                 managed_kinds: frozenset[str] = frozenset()) -> None:  # fmt: skip
         self.store = store
+        self.on_change = on_change
+        self.managed_kinds = managed_kinds
+        """Kinds a reconcile loop tears down: deleting one marks it ``Deleting`` instead of removing it."""
 
     def lookup(self, kind: str, resource_id: str) -> Resource | None:
         try:
@@ -110,6 +114,7 @@ class ResourceService:
             resource = resource.model_copy(update={"spec": merge_secrets(resource.spec, None)})
         self._check(resource)
         stored = self.store.create(info.name, resource.id, _spec(resource), resource.metadata.labels)
+        self.on_change()
         return stored_resource(stored)
 
     def update(self, info: KindInfo, resource_id: str, body: Any) -> Resource:
@@ -121,6 +126,7 @@ class ResourceService:
             resource = resource.model_copy(update={"spec": merge_secrets(resource.spec, current.spec)})
         self._check(resource)
         stored = self.store.update(info.name, resource_id, _spec(resource), resource.metadata.labels)
+        self.on_change()
         return stored_resource(stored)
 
     def delete(self, info: KindInfo, resource_id: str) -> None:
@@ -136,7 +142,11 @@ class ResourceService:
         ]
         if users:
             raise ConflictError(f"{info.name} {resource_id!r} is still used by " + ", ".join(users))
-        self.store.delete(info.name, resource_id)
+        if info.name in self.managed_kinds:
+            self.store.mark_deleting(info.name, resource_id)
+        else:
+            self.store.delete(info.name, resource_id)
+        self.on_change()
 
 
 def _spec(resource: Resource) -> dict[str, Any]:

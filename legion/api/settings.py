@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -37,6 +38,10 @@ class ApiSettings(LegionSettings):
     """``aud`` of tokens that open the model APIs behind the gateway."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
+    runtime: Literal["none", "memory", "local"] = "local"
+    """Where deployments run: ``local`` processes, ``memory`` (a fake, for tests) or ``none`` (store only)."""
+    resync_s: float = Field(default=10.0, gt=0)
+    """How often the reconcile loop re-checks converged deployments (and polls for other writers)."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'legion.db'}"

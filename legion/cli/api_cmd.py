@@ -26,11 +26,13 @@ def _settings(**values: Any) -> Any:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Database and keys (~/.legion).")
 @click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite in the data directory).")
 @click.option("--dev", is_flag=True, default=None, help="Turn authentication OFF (laptop only).")
+@click.option("--runtime", type=click.Choice(["none", "memory", "local"]), default=None,
+              help="Where deployments run (default: local processes).")  # fmt: skip
 @click.pass_context
 def api(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, database_url: str | None,
-        dev: bool | None) -> None:  # fmt: skip
+        dev: bool | None, runtime: str | None) -> None:  # fmt: skip
     """Run the management API (resources, tokens, the model registry)."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev)
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev, runtime=runtime)
     ctx.obj = {**(ctx.obj or {}), "api_settings": settings}
     if ctx.invoked_subcommand is None:
         from legion.api.runner import run  # noqa: PLC0415

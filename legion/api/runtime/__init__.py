@@ -1,0 +1,11 @@
+"""Where ModelDeployment replicas (and later training and packaging jobs) run: one module per runtime behind the
+``Runtime`` protocol of ``base``.
+
+- ``memory.MemoryRuntime``: a fake that implements the real interface, for tests (as httpx ships MockTransport).
+- ``local.LocalRuntime``: each replica is a ``legion serve`` process on a loopback port (the default).
+- later: containers (Docker or Podman) and Kubernetes; the Kubernetes client is imported only there.
+"""
+
+from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError, Runtime, TemporaryRuntimeError
+
+__all__ = ["DeploymentObservation", "PermanentRuntimeError", "Runtime", "TemporaryRuntimeError"]

@@ -1,0 +1,532 @@
+"""``LocalRuntime``: every replica of a ModelDeployment is a ``legion serve`` process on this machine.
+
+The reconcile loop calls ``apply_deployment`` again and again; each call looks at what runs, starts what is
+missing, stops what is extra or out of date, and returns at once (a replica that is still loading is reported as
+not available, never waited for). ``spec.image`` is taken as a model path here: a Legion model directory, a
+``.zip`` or an MLflow model directory, relative to ``model_root``.
+
+Why it is shaped this way:
+
+- Replicas are detached (their own session, stdout and stderr appended to a log file, no pipes that could fill
+  up), so they outlive the API process and a Ctrl-C of the API leaves them serving. They are spawned with
+  ``os.posix_spawnp`` rather than ``subprocess.Popen``: a ``Popen`` object dropped while its child runs warns and
+  is polled (reaped) behind our back by later ``Popen`` calls, which would lose the exit code that says "the model
+  cannot be loaded" (8). Here a replica is a pid only; the runtime reaps its own children with ``waitpid`` and
+  checks adopted ones through ``/proc``. Inheritable descriptors (a server's listening socket) are closed in the
+  replica, as ``Popen(close_fds=True)`` would.
+- Everything known about a deployment is in ``WORK_DIR/deployments/<id>/state.json`` (written to a temporary
+  file, then renamed, after every change), so a new runtime over the same directory adopts what runs::
+
+      {"version": 1, "specHash": "…", "modelPath": "/abs/model", "nextReplica": 3, "failedReason": null,
+       "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
+                     "modelPath": "/abs/model", "logOffset": 0, "startedAt": 1767000000.0,
+                     "everReady": true, "failures": 0}]}
+
+  A replica is adopted only if its pid is alive and ``/proc/<pid>/cmdline`` has ``legion``, ``serve`` and its
+  model path, so a recycled pid is never taken for a replica (nor signalled).
+- A changed model path or spec replaces replicas as a rolling update: the old ones keep serving until as many new
+  ones are ready. A replica that exits with 8 (the model cannot be loaded), or dies ``failure_limit`` times in a
+  row before it was ever ready (running past ``start_timeout_s`` counts as dying), fails the deployment with the
+  tail of its log; the failure sticks until the spec changes, the deployment is scaled to zero or deleted.
+
+Usage::
+
+    runtime = LocalRuntime(Path("~/.legion/runtime").expanduser())
+    observation = await runtime.apply_deployment("income", ModelDeploymentSpec(image="./income-model"))
+    ...  # call again until observation.available == spec.min_replicas; observation.endpoints are the replicas
+    await runtime.delete_deployment("income")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Final
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.alias_generators import to_camel
+
+from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
+from legion.core.errors import ModelFormatError
+from legion.core.resources import ModelDeploymentSpec, is_valid_id
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION: Final = 1
+STATE_NAME: Final = "state.json"
+LISTENING_PREFIX: Final = b"listening on "
+READY_PATH: Final = "/v2/health/ready"
+PROBE_TIMEOUT_S: Final = 1.0
+POLL_INTERVAL_S: Final = 0.05
+KILL_WAIT_S: Final = 5.0
+"""How long a SIGKILLed replica may take to disappear before it is reported as left over."""
+LOG_TAIL_LINES: Final = 20
+LOG_SCAN_BYTES: Final = 64 * 1024
+_RESET_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+
+
+class _StateModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class _Replica(_StateModel):
+    number: int
+    pid: int
+    url: str | None = None
+    spec_hash: str
+    model_path: str
+    log_offset: int
+    """Size of the replica's log when this process started: its own lines come after."""
+    started_at: float
+    """Wall-clock seconds (it must mean the same to a runtime that adopts the replica)."""
+    ever_ready: bool = False
+    failures: int = 0
+    """Deaths in a row of this replica slot before it became ready."""
+
+
+class _Deployment(_StateModel):
+    version: int = STATE_VERSION
+    spec_hash: str
+    model_path: str
+    next_replica: int = 1
+    failed_reason: str | None = None
+    replicas: list[_Replica] = []
+
+
+class LocalRuntime:
+    """Replicas as ``legion serve`` processes on loopback ports; state in ``work_dir`` so a restart adopts them.
+
+    ``python`` runs ``-m legion serve`` (it must have Legion installed); ``host`` is the address replicas bind;
+    a replica has ``start_timeout_s`` to become ready and ``stop_timeout_s`` to drain after SIGTERM before it is
+    killed; ``failure_limit`` deaths in a row before readiness fail the deployment.
+
+        runtime = LocalRuntime(work_dir, model_root=Path.cwd())
+        await runtime.apply_deployment("wine", ModelDeploymentSpec(image="models/wine.zip", min_replicas=2))
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        python: str = sys.executable,
+        host: str = "127.0.0.1",
+        model_root: Path | None = None,
+        start_timeout_s: float = 120.0,
+        stop_timeout_s: float = 30.0,
+        failure_limit: int = 3,
+    ) -> None:
+        self.work_dir = work_dir
+        self.python = python
+        self.host = host
+        self.model_root = (model_root or Path.cwd()).absolute()
+        self.start_timeout_s = start_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self.failure_limit = max(failure_limit, 1)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- the Runtime protocol -----------------------------------------------------------------------------------
+
+    async def apply_deployment(self, deployment_id: str, spec: ModelDeploymentSpec) -> DeploymentObservation:
+        """Start, replace or stop replicas towards ``spec.min_replicas`` and report what runs now."""
+        model_path = self._model_path(spec.image)
+        spec_hash = self._spec_hash(spec, model_path)
+        async with self._lock(deployment_id):
+            state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path)
+            if spec.min_replicas == 0:
+                state.failed_reason = None  # scaling to zero always converges, and lets a failed model retry later
+            if state.spec_hash != spec_hash:
+                state.spec_hash, state.model_path, state.failed_reason = spec_hash, model_path, None
+            elif state.failed_reason is not None:
+                raise PermanentRuntimeError(state.failed_reason)
+            try:
+                ready = await self._converge(deployment_id, state, spec.min_replicas)
+            finally:
+                self._save(deployment_id, state)
+            return _observation(state.replicas, ready)
+
+    async def delete_deployment(self, deployment_id: str) -> bool:
+        """SIGTERM every replica, SIGKILL what is left after ``stop_timeout_s``; True once nothing is left."""
+        async with self._lock(deployment_id):
+            state = self._load(deployment_id)
+            if state is None:
+                return True
+            await self._stop(deployment_id, state, state.replicas)
+            if state.replicas:
+                self._save(deployment_id, state)
+                return False
+            shutil.rmtree(self._directory(deployment_id))
+            return True
+
+    async def observe_deployment(self, deployment_id: str) -> DeploymentObservation | None:
+        """Probe the replicas without starting, stopping, reaping or writing anything."""
+        state = self._load(deployment_id)
+        if state is None:
+            return None
+        alive: list[_Replica] = []
+        for replica in state.replicas:
+            running, _ = _liveness(replica, reap=False)
+            if running:
+                replica.url = replica.url or self._read_url(deployment_id, replica)
+                alive.append(replica)
+        return _observation(alive, await _probe_all(alive))
+
+    async def close(self) -> None:
+        """Forget in-memory state; the replicas keep serving and a new runtime over ``work_dir`` adopts them.
+
+        Replicas are tracked by pid in the state files, not by handles, so nothing else needs releasing.
+        """
+        self._locks.clear()
+
+    async def stop_all(self) -> bool:
+        """Delete every deployment in ``work_dir`` (for tests and for stopping a whole local installation)."""
+        root = self.work_dir / "deployments"
+        found = root.glob(f"*/{STATE_NAME}") if root.is_dir() else ()
+        ids = sorted(p.parent.name for p in found if is_valid_id(p.parent.name))
+        results = await asyncio.gather(*(self.delete_deployment(i) for i in ids))
+        return all(results)
+
+    # -- converging -----------------------------------------------------------------------------------------------
+
+    async def _converge(self, deployment_id: str, state: _Deployment, desired: int) -> set[int]:
+        """One step towards ``desired`` current replicas; returns the pids that answered ready."""
+        restarts = self._reap(deployment_id, state)
+        for replica in state.replicas:
+            replica.url = replica.url or self._read_url(deployment_id, replica)
+        ready = await _probe_all(state.replicas)
+        current = [r for r in state.replicas if r.spec_hash == state.spec_hash]
+        for replica in current:
+            if replica.pid in ready and not replica.ever_ready:
+                replica.ever_ready, replica.failures = True, 0
+        now = time.time()
+        overdue = [r for r in current if not r.ever_ready and now - r.started_at > self.start_timeout_s]
+        if overdue:
+            await self._stop(deployment_id, state, overdue, kill=True)
+            for replica in overdue:
+                why = f"did not become ready within {self.start_timeout_s:g} s"
+                restarts += self._count_failure(deployment_id, state, replica, why)
+        if state.failed_reason is not None:
+            # Old replicas keep serving the previous spec; the failed one's siblings still loading go.
+            starting = [r for r in current if r.pid not in ready and r in state.replicas]
+            await self._stop(deployment_id, state, starting)
+            raise PermanentRuntimeError(state.failed_reason)
+
+        current = [r for r in state.replicas if r.spec_hash == state.spec_hash]
+        while len(current) < desired:
+            number, failures = restarts.pop(0) if restarts else (self._next_number(state), 0)
+            current.append(self._spawn(deployment_id, state, number, failures))
+        self._save(deployment_id, state)
+        extra = sorted(current, key=lambda r: r.number, reverse=True)[: max(len(current) - desired, 0)]
+        # Roll: an old replica goes once a current one is ready to take its place.
+        old = sorted(
+            (r for r in state.replicas if r.spec_hash != state.spec_hash),
+            key=lambda r: (r.pid in ready, r.number),
+            reverse=True,
+        )
+        keep_old = max(desired - sum(r.pid in ready for r in current if r not in extra), 0)
+        await self._stop(deployment_id, state, [*extra, *old[keep_old:]])
+        return ready
+
+    def _reap(self, deployment_id: str, state: _Deployment) -> list[tuple[int, int]]:
+        """Drop dead replicas; returns (replica number, failures so far) of the slots to restart."""
+        restarts: list[tuple[int, int]] = []
+        for replica in list(state.replicas):
+            running, exit_code = _liveness(replica, reap=True)
+            if running:
+                continue
+            state.replicas.remove(replica)
+            if replica.spec_hash != state.spec_hash:
+                continue  # an old replica being replaced: nothing to restart
+            if replica.ever_ready:
+                log.warning(
+                    "replica %s of %s (pid %s) exited; starting it again", replica.number, deployment_id, replica.pid
+                )
+                restarts.append((replica.number, 0))
+                continue
+            if exit_code == ModelFormatError.exit_code:
+                tail = self._log_tail(deployment_id, replica)
+                why = f"cannot load the model (exit code {exit_code})"
+                state.failed_reason = f"replica {replica.number} {why}; its log ends:\n{tail}"
+                continue
+            how = "exited" if exit_code is None else f"exited with code {exit_code}"
+            restarts += self._count_failure(deployment_id, state, replica, f"{how} before becoming ready")
+        return restarts
+
+    def _count_failure(
+        self, deployment_id: str, state: _Deployment, replica: _Replica, why: str
+    ) -> list[tuple[int, int]]:
+        failures = replica.failures + 1
+        if failures < self.failure_limit:
+            log.warning(
+                "replica %s of %s %s (%s of %s); starting it again",
+                replica.number,
+                deployment_id,
+                why,
+                failures,
+                self.failure_limit,
+            )
+            return [(replica.number, failures)]
+        tail = self._log_tail(deployment_id, replica)
+        times = "" if failures == 1 else f" ({failures} times in a row)"
+        state.failed_reason = f"replica {replica.number} {why}{times}; its log ends:\n{tail}"
+        return []
+
+    def _spawn(self, deployment_id: str, state: _Deployment, number: int, failures: int) -> _Replica:
+        directory = self._directory(deployment_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        log_path = directory / f"replica-{number}.log"
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
+        actions: list[tuple[int | str, ...]] = [
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        try:
+            # The replica inherits the API's environment, as any child process does.
+            pid = os.posix_spawnp(
+                self.python,
+                argv,
+                os.environ,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_RESET_SIGNALS,
+                setsigmask=(),
+            )
+        except OSError as exc:
+            raise PermanentRuntimeError(f"cannot start {self.python!r}: {exc.strerror or exc}") from exc
+        replica = _Replica(
+            number=number,
+            pid=pid,
+            spec_hash=state.spec_hash,
+            model_path=state.model_path,
+            log_offset=offset,
+            started_at=time.time(),
+            failures=failures,
+        )
+        state.replicas.append(replica)
+        log.info("started replica %s of %s (pid %s) for %s", number, deployment_id, pid, state.model_path)
+        return replica
+
+    async def _stop(
+        self, deployment_id: str, state: _Deployment, replicas: Iterable[_Replica], *, kill: bool = False
+    ) -> None:
+        """Stop ``replicas`` concurrently and drop from ``state`` those that are gone."""
+        replicas = list(replicas)
+        if not replicas:
+            return
+        gone = await asyncio.gather(*(self._stop_one(r, kill=kill) for r in replicas))
+        for replica, stopped in zip(replicas, gone, strict=True):
+            if stopped:
+                state.replicas.remove(replica)
+            else:
+                log.error("replica %s of %s (pid %s) did not stop", replica.number, deployment_id, replica.pid)
+        self._save(deployment_id, state)
+
+    async def _stop_one(self, replica: _Replica, *, kill: bool) -> bool:
+        if not kill:
+            if not _signal(replica, signal.SIGTERM):
+                return True
+            if await _wait_gone(replica, self.stop_timeout_s):
+                return True
+        # The whole process group: a replica with several workers takes them along.
+        if not _signal(replica, signal.SIGKILL, group=True):
+            return True
+        return await _wait_gone(replica, KILL_WAIT_S)
+
+    # -- files ----------------------------------------------------------------------------------------------------
+
+    def _model_path(self, image: str) -> str:
+        path = Path(image).expanduser()
+        path = path if path.is_absolute() else self.model_root / path
+        if not path.exists():
+            raise PermanentRuntimeError(f"image {image!r} is not a model path on this machine ({path} does not exist)")
+        return str(path.absolute())
+
+    def _spec_hash(self, spec: ModelDeploymentSpec, model_path: str) -> str:
+        """What a replica is made of; replica counts and probe delays are not part of it."""
+        resources = spec.resources.model_dump(mode="json", by_alias=True) if spec.resources else None
+        fields = {"modelPath": model_path, "resources": resources, "python": self.python, "host": self.host}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _directory(self, deployment_id: str) -> Path:
+        if not is_valid_id(deployment_id):
+            raise ValueError(f"{deployment_id!r} is not a valid deployment id")
+        return self.work_dir / "deployments" / deployment_id
+
+    def _lock(self, deployment_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(deployment_id, asyncio.Lock())
+
+    def _load(self, deployment_id: str) -> _Deployment | None:
+        path = self._directory(deployment_id) / STATE_NAME
+        try:
+            return _Deployment.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValidationError as exc:
+            raise PermanentRuntimeError(f"the runtime state {path} cannot be read: {exc}") from exc
+
+    def _save(self, deployment_id: str, state: _Deployment) -> None:
+        directory = self._directory(deployment_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{STATE_NAME}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(state.model_dump_json(by_alias=True, indent=2))
+            os.replace(temporary, directory / STATE_NAME)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _next_number(state: _Deployment) -> int:
+        number = state.next_replica
+        state.next_replica += 1
+        return number
+
+    def _log_path(self, deployment_id: str, replica: _Replica) -> Path:
+        return self._directory(deployment_id) / f"replica-{replica.number}.log"
+
+    def _read_own_log(self, deployment_id: str, replica: _Replica, *, tail: bool) -> bytes:
+        """This run's part of the replica log: its start, or (``tail``) its last ``LOG_SCAN_BYTES``."""
+        try:
+            with self._log_path(deployment_id, replica).open("rb") as file:
+                start = replica.log_offset
+                if tail:
+                    start = max(start, file.seek(0, os.SEEK_END) - LOG_SCAN_BYTES)
+                file.seek(start)
+                return file.read(LOG_SCAN_BYTES)
+        except FileNotFoundError:
+            return b""
+
+    def _read_url(self, deployment_id: str, replica: _Replica) -> str | None:
+        text = self._read_own_log(deployment_id, replica, tail=False)
+        complete = text[: text.rfind(b"\n") + 1]  # a line still being written is read next time
+        for line in complete.splitlines():
+            if line.startswith(LISTENING_PREFIX):
+                return line.removeprefix(LISTENING_PREFIX).decode(errors="replace").strip()
+        return None
+
+    def _log_tail(self, deployment_id: str, replica: _Replica) -> str:
+        text = self._read_own_log(deployment_id, replica, tail=True).decode(errors="replace")
+        lines = text.rstrip().splitlines()[-LOG_TAIL_LINES:]
+        return "\n".join(lines) if lines else "(the replica wrote nothing to its log)"
+
+
+# -- processes (by pid) -------------------------------------------------------------------------------------------
+
+
+def _liveness(replica: _Replica, *, reap: bool) -> tuple[bool, int | None]:
+    """Whether the replica runs, and its exit code when it is our child that ended (None when unknown)."""
+    try:
+        if reap:
+            pid, status = os.waitpid(replica.pid, os.WNOHANG)
+            if pid:
+                return False, os.waitstatus_to_exitcode(status)
+        else:
+            result = os.waitid(os.P_PID, replica.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if result is not None:
+                killed = result.si_code != os.CLD_EXITED
+                return False, -result.si_status if killed else result.si_status
+    except ChildProcessError:
+        # Not our child: started by an earlier runtime process and adopted; it runs if it is still that program.
+        return _runs_replica(replica.pid, replica.model_path) is True, None
+    # Our child, not ended. Its pid may still be another child's, reused after an earlier API process lost the
+    # replica; but an empty command line only means that it is exiting, and the next look reaps it.
+    return _runs_replica(replica.pid, replica.model_path) is not False, None
+
+
+def _runs_replica(pid: int, model_path: str) -> bool | None:
+    """Whether ``pid`` runs ``legion serve MODEL_PATH``; None when it has no command line (gone, exiting, zombie)."""
+    if not Path("/proc/self").is_dir():  # no /proc on this system: the pid's existence is all there is to check
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return True
+        return True
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    if args == [b""]:
+        return None
+    return b"legion" in args and b"serve" in args and os.fsencode(model_path) in args
+
+
+def _signal(replica: _Replica, signum: int, *, group: bool = False) -> bool:
+    """Send ``signum`` if the pid is still this replica; False when it is gone."""
+    running, _ = _liveness(replica, reap=True)
+    if not running:
+        return False
+    try:
+        if group and os.getpgid(replica.pid) == replica.pid:
+            os.killpg(replica.pid, signum)
+        else:
+            os.kill(replica.pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _wait_gone(replica: _Replica, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _liveness(replica, reap=True)[0]:
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(POLL_INTERVAL_S)
+    return True
+
+
+def _inheritable_fds() -> list[int]:
+    """Descriptors a spawned replica would inherit (a server's listening socket is one): they are closed there."""
+    fds: list[int] = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc/self/fd" if Path("/proc/self/fd").is_dir() else "/dev/fd"):
+            fd = int(name)
+            with contextlib.suppress(OSError):
+                if fd > 2 and os.get_inheritable(fd):
+                    fds.append(fd)
+    return fds
+
+
+async def _probe_all(replicas: Iterable[_Replica]) -> set[int]:
+    """Pids of the replicas whose readiness probe answers 200."""
+    candidates = [r for r in replicas if r.url is not None]
+    if not candidates:
+        return set()
+    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+        answers = await asyncio.gather(*(_probe(client, f"{r.url}{READY_PATH}") for r in candidates))
+    return {r.pid for r, ready in zip(candidates, answers, strict=True) if ready}
+
+
+async def _probe(client: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _observation(alive: list[_Replica], ready: set[int]) -> DeploymentObservation:
+    endpoints = tuple(sorted(r.url for r in alive if r.pid in ready and r.url is not None))
+    return DeploymentObservation(
+        replicas=len(alive),
+        available=len(endpoints),
+        endpoints=endpoints,
+        service_url=endpoints[0] if endpoints else None,
+    )
