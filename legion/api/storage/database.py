@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy
 import sqlalchemy.exc
@@ -252,3 +252,25 @@ def migrate(bind: Engine | str) -> None:
     finally:
         if owned:
             engine.dispose()
+
+
+class EngineUser:
+    """Base of the stores: holds an engine (shared, or made from a URL and then disposed by ``close``)."""
+
+    def __init__(self, bind: Engine | str) -> None:
+        self._engine, self._owns_engine = resolve_engine(bind)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        """Dispose of the engine if this object created it."""
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-from sqlalchemy import Engine, Row, delete, func, insert, select
+from sqlalchemy import Row, delete, func, insert, select
 
-from legion.api.storage.database import resolve_engine, transaction
+from legion.api.storage.database import EngineUser, transaction
 from legion.api.storage.tables import ID_LENGTH, VERSION_LENGTH, ModelVersionRow
 from legion.api.storage.values import Page, check_names, check_page, json_object, utc_now
 from legion.core.errors import NotFoundError
@@ -36,7 +35,7 @@ class ModelVersion:
     created_at: datetime
 
 
-class ModelRegistry:
+class ModelRegistry(EngineUser):
     """Register, read, list and delete model versions.
 
     >>> registry = ModelRegistry(engine)
@@ -45,20 +44,6 @@ class ModelRegistry:
     >>> [v.version for v in registry.list("census").items]
     ['1.0']
     """
-
-    def __init__(self, bind: Engine | str) -> None:
-        self._engine, self._owns_engine = resolve_engine(bind)
-
-    def close(self) -> None:
-        """Dispose of the engine if this registry created it."""
-        if self._owns_engine:
-            self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
 
     def register(
         self,

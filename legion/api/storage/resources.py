@@ -23,14 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 from sqlalchemy import delete as sql_delete
 
 from legion.api.storage.crypto import Cipher
-from legion.api.storage.database import resolve_engine, transaction
+from legion.api.storage.database import EngineUser, transaction
 from legion.api.storage.tables import ID_LENGTH, KIND_LENGTH, EventRow, ResourceRow, RevisionRow
 from legion.api.storage.values import Page, check_labels, check_names, check_page, json_object, utc_now
 from legion.core.errors import ConflictError, NotFoundError
@@ -77,7 +76,7 @@ class Change:
     at: datetime
 
 
-class ResourceStore:
+class ResourceStore(EngineUser):
     """Create, read, list, update and delete resources of any kind.
 
     >>> store = ResourceStore(engine, Cipher([key]), secret_fields={"Connection": ["password"]})
@@ -92,24 +91,9 @@ class ResourceStore:
     def __init__(
         self, bind: Engine | str, cipher: Cipher, *, secret_fields: Mapping[str, Sequence[str]] | None = None
     ) -> None:
-        self._engine, self._owns_engine = resolve_engine(bind)
+        super().__init__(bind)
         self._cipher = cipher
         self._secret_fields = {kind: tuple(fields) for kind, fields in (secret_fields or {}).items()}
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    def close(self) -> None:
-        """Dispose of the engine if this store created it."""
-        if self._owns_engine:
-            self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
 
     def create(
         self, kind: str, id: str, spec: Mapping[str, Any], labels: Mapping[str, str] | None = None

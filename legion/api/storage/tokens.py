@@ -7,20 +7,18 @@ until the token would have expired anyway, so ``prune`` (run periodically) drops
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from legion.api.storage.database import resolve_engine, transaction
+from legion.api.storage.database import EngineUser, transaction
 from legion.api.storage.tables import RevokedTokenRow
 from legion.api.storage.values import aware, check_names, utc_now
 
 JTI_LENGTH = 255
 
 
-class TokenRevocations:
+class TokenRevocations(EngineUser):
     """Revoke token ids and check them.
 
     >>> revocations = TokenRevocations(engine)
@@ -28,20 +26,6 @@ class TokenRevocations:
     >>> revocations.is_revoked("6f1c...")
     True
     """
-
-    def __init__(self, bind: Engine | str) -> None:
-        self._engine, self._owns_engine = resolve_engine(bind)
-
-    def close(self) -> None:
-        """Dispose of the engine if this object created it."""
-        if self._owns_engine:
-            self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self.close()
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
         """Revoke the token; revoking it again changes nothing."""
