@@ -21,11 +21,12 @@ from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.keys import load_keys
 from legion.api.reconcile import Reconciler
+from legion.api.registry_routes import registry_router
 from legion.api.resources_routes import ResourceService, kind_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
-from legion.api.storage import Cipher, ResourceStore, TokenRevocations, create_engine, migrate
+from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.tokens_routes import token_router
 from legion.core.resources import KINDS, SECRET_FIELDS
 from legion.core.tokens import TokenConfig, TokenIssuer, TokenVerifier, bearer_token
@@ -103,6 +104,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
             TokenIssuer(token_config), settings.model_audience, min(DAY_S, settings.max_token_ttl_s), caller, revoke
         )
     )
+
+    # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
+    app.include_router(registry_router(ModelRegistry(engine), store, caller))
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

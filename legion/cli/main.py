@@ -9,6 +9,7 @@ from legion.cli.api_cmd import api
 from legion.cli.model import model
 from legion.cli.resources import COMMANDS
 from legion.cli.serve import serve
+from legion.cli.shortcuts import SHORTCUTS
 from legion.core.errors import LegionError
 from legion.core.logs import LogFormat, configure_logging
 
@@ -39,7 +40,7 @@ def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
 
 cli.add_command(serve)
 cli.add_command(api)
-for command in COMMANDS:
+for command in [*COMMANDS, *SHORTCUTS]:
     cli.add_command(command)
 cli.add_command(model)
 

@@ -69,3 +69,28 @@ def test(path: Path, payload: str, endpoint: str | None) -> None:
     result: Table | Raw = asyncio.run(plane.predict(target, table))
     output = result.value if isinstance(result, Raw) else {"prediction": result.rows(), "columns": list(result.columns)}
     click.echo(orjson.dumps(output, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+
+
+@model.command("list")
+@click.option("--name", default=None, help="Only versions of this model.")
+@click.option("-o", "--output", "fmt", default="table", show_default=True, help="table, yaml, json or jsonpath=EXPR.")
+def list_models(name: str | None, fmt: str) -> None:
+    """List the model versions in the registry of the management API."""
+    from legion.cli.output import render  # noqa: PLC0415
+    from legion.cli.resources import client  # noqa: PLC0415
+
+    columns = [("NAME", lambda m: m["name"]), ("VERSION", lambda m: m["version"]), ("SOURCE", lambda m: m["source"]),
+               ("METRICS", lambda m: m["metrics"]), ("DEPLOYMENTS", lambda m: ", ".join(m["deployments"]))]  # fmt: skip
+    with client() as session:
+        render(session.models(name), fmt, columns, click.echo)
+
+
+@model.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def import_model(path: Path) -> None:
+    """Register the model at PATH (on the API's machine) in the registry."""
+    from legion.cli.resources import client  # noqa: PLC0415
+
+    with client() as session:
+        registered = session.import_model(str(path.resolve()))
+    click.echo(f"model {registered['name']}:{registered['version']} registered")

@@ -16,6 +16,7 @@ import click
 
 from legion.cli.config import ClientSettings, read_config, resolve, save_context, write_config
 from legion.cli.output import render
+from legion.cli.waiting import timeout_option, wait_for_deployment, wait_option
 from legion.client import LegionClient
 from legion.core.errors import InvalidInputError, LegionError
 from legion.core.resources import KindInfo, find_kind, load_documents, parse_resource
@@ -169,7 +170,9 @@ def create(path: str) -> None:
 
 @click.command()
 @click.option("-f", "--filename", "path", required=True, help="YAML or JSON file, - for standard input.")
-def apply(path: str) -> None:
+@wait_option
+@timeout_option
+def apply(path: str, wait: bool, timeout: float) -> None:
     """Create or update every object of a file, in file order; print what changed."""
     documents = read_file(path)
     counts = {"created": 0, "changed": 0, "unchanged": 0}
@@ -179,7 +182,11 @@ def apply(path: str) -> None:
             outcome, _ = session.apply(info.path, document)
             counts[outcome] += 1
             click.echo(f"{info.name} {document['id']} {outcome}")
-    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+        click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+        if wait:
+            for document in documents:
+                if find_kind(document["kind"]).name == "ModelDeployment":
+                    wait_for_deployment(session, str(document["id"]), timeout)
 
 
 @click.command()

@@ -127,3 +127,13 @@ class LegionClient:
 
     def revoke_token(self, token_id: str) -> None:
         self.request("DELETE", f"/model/token/{token_id}")
+
+    def models(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
+        found: builtins.list[dict[str, Any]] = self.request(
+            "GET", "/model", params={"name": name} if name else {}
+        ).json()
+        return found
+
+    def import_model(self, path: str) -> dict[str, Any]:
+        imported: dict[str, Any] = self.request("POST", "/model", json={"path": path}).json()
+        return imported

@@ -133,3 +133,27 @@ def test_deploy_call_recover_restart_scale_delete(journey: Journey, model: Path,
     assert deleted.exit_code == 0, deleted.output
     wait_until(lambda: journey.legion("get", "dep", "doubler").exit_code == 3, 60, "the deployment to be gone")
     assert not any(alive(p) for p in pids)
+
+
+def test_era_a_shortcuts_registry_and_wait(journey: Journey, model: Path) -> None:
+    imported = journey.legion("model", "import", str(model))
+    assert imported.exit_code == 0, imported.output
+    assert "model doubler:1 registered" in imported.stdout
+    deployed = journey.legion("deploy", "doubler", "--image", str(model), "--replicas", "1", "--wait")
+    assert deployed.exit_code == 0, deployed.output
+    assert "ready at http://127.0.0.1:" in deployed.stdout
+    assert "doubler: Ready 1/1" in deployed.stderr
+    registry = json.loads(journey.legion("model", "list", "-o", "json").stdout)
+    assert [(m["name"], m["version"], m["deployments"]) for m in registry] == [("doubler", "1", ["doubler"])]
+    scaled = journey.legion("scale", "doubler", "--replicas", "2", "--wait")
+    assert scaled.exit_code == 0, scaled.output
+    inspected = journey.legion("inspect").stdout.splitlines()
+    assert any(line.split()[:3] == ["doubler", "Ready", "2/2"] for line in inspected), inspected
+    token = journey.legion("generate-token", "--model", "doubler:1")
+    assert token.exit_code == 0 and token.stdout.count(".") == 2
+    broken = journey.legion("deploy", "broken", "--image", str(model.parent / "missing"), "--wait", "--timeout", "60")
+    assert broken.exit_code == 1
+    assert "deployment broken failed: image" in broken.output
+    assert journey.legion("undeploy", "broken").exit_code == 0
+    assert journey.legion("undeploy", "doubler").exit_code == 0
+    wait_until(lambda: journey.legion("get", "dep", "doubler").exit_code == 3, 60, "the deployment to be gone")

@@ -1,0 +1,92 @@
+"""``/api/v1/model``: the model registry: every trained or imported model version, its manifest, metrics and the
+deployments that serve it.
+
+A model is imported by path (a Legion model directory or ``.zip``, or an MLflow model directory on the API's
+machine); trainings register what they produce. Names that are also paths under ``/api/v1/model`` (``token``,
+``training``, ``packaging``, ``deployment``, ``route``) are refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from legion.api.auth import Caller
+from legion.api.storage import ModelRegistry, ModelVersion, ResourceStore
+from legion.core.errors import InvalidInputError
+from legion.model.loader import load_model
+
+RESERVED_NAMES = frozenset({"token", "training", "packaging", "deployment", "route"})
+
+
+class ImportRequest(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, description="model directory or .zip on the API's machine")
+
+
+def _document(version: ModelVersion, deployments: list[str]) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "version": version.version,
+        "source": version.source,
+        "artifactUri": version.artifact_uri,
+        "createdAt": version.created_at.isoformat(),
+        "metrics": version.metrics,
+        "manifest": version.manifest,
+        "deployments": deployments,
+    }
+
+
+def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/model", tags=["models"])
+
+    def deployments_of(version: ModelVersion) -> list[str]:
+        found = store.list("ModelDeployment", size=1000).items
+        return sorted(d.id for d in found if d.spec.get("image") == version.artifact_uri)
+
+    @router.get("", summary="List model versions")
+    def list_models(name: str | None = None, who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        who.can_read()
+        return [_document(v, deployments_of(v)) for v in registry.list(name, size=1000).items]
+
+    @router.get("/{name}/{version}", summary="Get one model version")
+    def get_model(name: str, version: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        who.can_read()
+        found = registry.get(name, version)
+        return _document(found, deployments_of(found))
+
+    @router.post("", status_code=201, summary="Import a model saved on this machine")
+    def import_model(request: ImportRequest, who: Caller = Depends(caller)) -> dict[str, Any]:
+        who.can_write("ModelDeployment")
+        path = Path(request.path).expanduser().resolve()
+        if not path.exists():
+            raise InvalidInputError.for_fields({"path": f"{request.path} does not exist on the API's machine"})
+        loaded = load_model(path)  # checks the manifest and versions; ModelFormatError (422) names each problem
+        try:
+            manifest = loaded.manifest
+            if manifest.name in RESERVED_NAMES:
+                raise InvalidInputError.for_fields({"name": f"{manifest.name!r} is reserved; rename the model"})
+            registered = registry.register(
+                manifest.name,
+                manifest.version,
+                manifest=manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
+                metrics=manifest.metrics,
+                source=manifest.provenance.training_id or "import",
+                artifact_uri=str(path),
+            )
+        finally:
+            loaded.unload()
+        return _document(registered, deployments_of(registered))
+
+    @router.delete("/{name}/{version}", summary="Forget a model version (its files stay)")
+    def delete_model(name: str, version: str, who: Caller = Depends(caller)) -> dict[str, str]:
+        who.can_write("ModelDeployment")
+        registry.delete(name, version)
+        return {"message": f"model {name}:{version} is removed from the registry"}
+
+    return router
