@@ -74,7 +74,7 @@ KILL_WAIT_S: Final = 5.0
 """How long a SIGKILLed replica may take to disappear before it is reported as left over."""
 LOG_TAIL_LINES: Final = 20
 LOG_SCAN_BYTES: Final = 64 * 1024
-_RESET_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+RESET_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class _StateModel(BaseModel):
@@ -291,7 +291,7 @@ class LocalRuntime:
         offset = log_path.stat().st_size if log_path.exists() else 0
         argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
         actions: list[tuple[int | str, ...]] = [
-            *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
+            *((os.POSIX_SPAWN_CLOSE, fd) for fd in inheritable_fds()),
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
             (os.POSIX_SPAWN_DUP2, 1, 2),
@@ -304,7 +304,7 @@ class LocalRuntime:
                 os.environ,
                 file_actions=actions,
                 setsid=True,
-                setsigdef=_RESET_SIGNALS,
+                setsigdef=RESET_SIGNALS,
                 setsigmask=(),
             )
         except OSError as exc:
@@ -493,7 +493,7 @@ async def _wait_gone(replica: _Replica, timeout_s: float) -> bool:
     return True
 
 
-def _inheritable_fds() -> list[int]:
+def inheritable_fds() -> list[int]:
     """Descriptors a spawned replica would inherit (a server's listening socket is one): they are closed there."""
     fds: list[int] = []
     with contextlib.suppress(OSError):
