@@ -70,6 +70,7 @@ from legion.api.runtime.local import (
     POLL_INTERVAL_S,
     RESET_SIGNALS,
     inheritable_fds,
+    runs_with,
 )
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec, is_valid_id
@@ -381,21 +382,7 @@ def _check(directory: Path, state: _Training) -> tuple[bool, int | None]:
 
 def _runs_launcher(pid: int, exit_path: Path) -> bool | None:
     """Whether ``pid`` is the launcher of the training; None when it has no command line (gone, exiting, zombie)."""
-    if not Path("/proc/self").is_dir():  # no /proc on this system: the pid's existence is all there is to check
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return True
-        return True
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if args == [b""]:
-        return None
-    return os.fsencode(str(exit_path)) in args
+    return runs_with(pid, os.fsencode(str(exit_path)))
 
 
 def _signal(directory: Path, state: _Training, signum: int) -> bool:

@@ -450,9 +450,11 @@ def _liveness(replica: _Replica, *, reap: bool) -> tuple[bool, int | None]:
     return _runs_replica(replica.pid, replica.model_path) is not False, None
 
 
-def _runs_replica(pid: int, model_path: str) -> bool | None:
-    """Whether ``pid`` runs ``legion serve MODEL_PATH``; None when it has no command line (gone, exiting, zombie)."""
-    if not Path("/proc/self").is_dir():  # no /proc on this system: the pid's existence is all there is to check
+def runs_with(pid: int, *arguments: bytes) -> bool | None:
+    """Whether ``pid``'s command line holds every one of ``arguments``; None when it has no command line (gone,
+    exiting, zombie). Without /proc the pid's existence is all there is to check. Both runtimes use it so that a
+    recycled pid is never adopted or signalled."""
+    if not Path("/proc/self").is_dir():
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -466,7 +468,12 @@ def _runs_replica(pid: int, model_path: str) -> bool | None:
         return None
     if args == [b""]:
         return None
-    return b"legion" in args and b"serve" in args and os.fsencode(model_path) in args
+    return all(argument in args for argument in arguments)
+
+
+def _runs_replica(pid: int, model_path: str) -> bool | None:
+    """Whether ``pid`` runs ``legion serve MODEL_PATH``; None when it has no command line (gone, exiting, zombie)."""
+    return runs_with(pid, b"legion", b"serve", os.fsencode(model_path))
 
 
 def _signal(replica: _Replica, signum: int, *, group: bool = False) -> bool:
