@@ -2,7 +2,8 @@
 ``Runtime`` protocol of ``base``.
 
 - ``memory.MemoryRuntime``: a fake that implements the real interface, for tests (as httpx ships MockTransport).
-- ``local.LocalRuntime``: each replica is a ``legion serve`` process on a loopback port (the default).
+- ``local.LocalRuntime``: each replica is a ``legion serve`` process on a loopback port (the default);
+  ``jobs.LocalJobs`` runs trainings the same way; both share ``processes`` (spawned, adopted, signalled).
 - later: containers (Docker or Podman) and Kubernetes; the Kubernetes client is imported only there.
 """
 

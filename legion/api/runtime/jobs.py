@@ -52,7 +52,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -63,14 +62,16 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
-from legion.api.runtime.local import (
+from legion.api.runtime.processes import (
     KILL_WAIT_S,
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
-    POLL_INTERVAL_S,
     RESET_SIGNALS,
     inheritable_fds,
     runs_with,
+    signal_pid,
+    wait_until_gone,
+    write_atomically,
 )
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec, is_valid_id
@@ -197,7 +198,7 @@ class LocalJobs:
                 cwd=str(cwd),
                 output_dir=str(output),
             )
-            _write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
+            write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
             log.info("started training %s (pid %s) in %s", training_id, pid, cwd)
 
     async def observe_training(self, training_id: str) -> JobObservation | None:
@@ -238,7 +239,7 @@ class LocalJobs:
                 return True
             if not state.cancelled:
                 state.cancelled = True
-                _write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
+                write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
             if not _signal(directory, state, signal.SIGTERM):
                 return True
             if await _wait_ended(directory, state, self.stop_timeout_s):
@@ -376,7 +377,7 @@ def _check(directory: Path, state: _Training) -> tuple[bool, int | None]:
     exit_code = _read_exit_code(exit_path)
     if exit_code is None:  # the launcher died before it could record the training's code: keep its own
         exit_code = os.waitstatus_to_exitcode(status)
-        _write_atomically(exit_path, str(exit_code))
+        write_atomically(exit_path, str(exit_code))
     return False, exit_code
 
 
@@ -387,25 +388,11 @@ def _runs_launcher(pid: int, exit_path: Path) -> bool | None:
 
 def _signal(directory: Path, state: _Training, signum: int) -> bool:
     """Send ``signum`` to the training's process group if it still runs; False when it has ended."""
-    if not _check(directory, state)[0]:
-        return False
-    try:
-        if os.getpgid(state.pid) == state.pid:
-            os.killpg(state.pid, signum)
-        else:
-            os.kill(state.pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
+    return _check(directory, state)[0] and signal_pid(state.pid, signum, group=True)
 
 
 async def _wait_ended(directory: Path, state: _Training, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _check(directory, state)[0]:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(POLL_INTERVAL_S)
-    return True
+    return await wait_until_gone(lambda: _check(directory, state)[0], timeout_s)
 
 
 def _signal_name(signum: int) -> str:
@@ -426,17 +413,6 @@ def _load(directory: Path) -> _Training | None:
         return None
     except ValidationError as exc:
         raise PermanentRuntimeError(f"the training state {path} cannot be read: {exc}") from exc
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_exit_code(path: Path) -> int | None:

@@ -40,7 +40,6 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -48,7 +47,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,6 +57,17 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
+from legion.api.runtime.processes import (
+    KILL_WAIT_S,
+    LOG_SCAN_BYTES,
+    LOG_TAIL_LINES,
+    RESET_SIGNALS,
+    inheritable_fds,
+    runs_with,
+    signal_pid,
+    wait_until_gone,
+    write_atomically,
+)
 from legion.core.errors import ModelFormatError
 from legion.core.resources import ModelDeploymentSpec, is_valid_id
 
@@ -69,12 +78,6 @@ STATE_NAME: Final = "state.json"
 LISTENING_PREFIX: Final = b"listening on "
 READY_PATH: Final = "/v2/health/ready"
 PROBE_TIMEOUT_S: Final = 1.0
-POLL_INTERVAL_S: Final = 0.05
-KILL_WAIT_S: Final = 5.0
-"""How long a SIGKILLed replica may take to disappear before it is reported as left over."""
-LOG_TAIL_LINES: Final = 20
-LOG_SCAN_BYTES: Final = 64 * 1024
-RESET_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class _StateModel(BaseModel):
@@ -383,14 +386,7 @@ class LocalRuntime:
     def _save(self, deployment_id: str, state: _Deployment) -> None:
         directory = self._directory(deployment_id)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{STATE_NAME}.", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as file:
-                file.write(state.model_dump_json(by_alias=True, indent=2))
-            os.replace(temporary, directory / STATE_NAME)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
 
     @staticmethod
     def _next_number(state: _Deployment) -> int:
@@ -450,27 +446,6 @@ def _liveness(replica: _Replica, *, reap: bool) -> tuple[bool, int | None]:
     return _runs_replica(replica.pid, replica.model_path) is not False, None
 
 
-def runs_with(pid: int, *arguments: bytes) -> bool | None:
-    """Whether ``pid``'s command line holds every one of ``arguments``; None when it has no command line (gone,
-    exiting, zombie). Without /proc the pid's existence is all there is to check. Both runtimes use it so that a
-    recycled pid is never adopted or signalled."""
-    if not Path("/proc/self").is_dir():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return True
-        return True
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    if args == [b""]:
-        return None
-    return all(argument in args for argument in arguments)
-
-
 def _runs_replica(pid: int, model_path: str) -> bool | None:
     """Whether ``pid`` runs ``legion serve MODEL_PATH``; None when it has no command line (gone, exiting, zombie)."""
     return runs_with(pid, b"legion", b"serve", os.fsencode(model_path))
@@ -478,38 +453,11 @@ def _runs_replica(pid: int, model_path: str) -> bool | None:
 
 def _signal(replica: _Replica, signum: int, *, group: bool = False) -> bool:
     """Send ``signum`` if the pid is still this replica; False when it is gone."""
-    running, _ = _liveness(replica, reap=True)
-    if not running:
-        return False
-    try:
-        if group and os.getpgid(replica.pid) == replica.pid:
-            os.killpg(replica.pid, signum)
-        else:
-            os.kill(replica.pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
+    return _liveness(replica, reap=True)[0] and signal_pid(replica.pid, signum, group=group)
 
 
 async def _wait_gone(replica: _Replica, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while _liveness(replica, reap=True)[0]:
-        if time.monotonic() >= deadline:
-            return False
-        await asyncio.sleep(POLL_INTERVAL_S)
-    return True
-
-
-def inheritable_fds() -> list[int]:
-    """Descriptors a spawned replica would inherit (a server's listening socket is one): they are closed there."""
-    fds: list[int] = []
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc/self/fd" if Path("/proc/self/fd").is_dir() else "/dev/fd"):
-            fd = int(name)
-            with contextlib.suppress(OSError):
-                if fd > 2 and os.get_inheritable(fd):
-                    fds.append(fd)
-    return fds
+    return await wait_until_gone(lambda: _liveness(replica, reap=True)[0], timeout_s)
 
 
 async def _probe_all(replicas: Iterable[_Replica]) -> set[int]:

@@ -24,6 +24,7 @@ from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import NO_MODEL_REASON, JobObservation, LocalJobs
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec
+from tests.support.processes import eventually_gone, gone
 
 pytestmark = pytest.mark.anyio
 
@@ -108,20 +109,6 @@ def children() -> set[int]:
         if fields[1] == me:
             found.add(int(entry.name))
     return found
-
-
-def gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists()
-
-
-async def eventually_gone(pid: int) -> bool:
-    """For a process that is not our child: its new parent reaps it a moment after it exits."""
-    end = time.monotonic() + 10
-    while not gone(pid):
-        if time.monotonic() > end:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 @pytest.fixture(autouse=True)

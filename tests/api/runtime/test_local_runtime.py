@@ -26,6 +26,7 @@ from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
 from legion.api.runtime.local import LocalRuntime
 from legion.core.net import bind
 from legion.core.resources import ModelDeploymentSpec
+from tests.support.processes import eventually_gone, gone
 
 pytestmark = pytest.mark.anyio
 
@@ -86,20 +87,6 @@ def serving_pids(model: Path) -> set[int]:
         if b"serve" in args and os.fsencode(str(model)) in args:
             pids.add(int(entry.name))
     return pids
-
-
-def gone(pid: int) -> bool:
-    return not Path(f"/proc/{pid}").exists()
-
-
-async def eventually_gone(pid: int) -> bool:
-    """For a process that is not our child: its new parent (init) reaps it a moment after it exits."""
-    end = time.monotonic() + 10
-    while not gone(pid):
-        if time.monotonic() > end:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 DEPLOY_AND_EXIT = """
