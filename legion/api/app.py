@@ -23,6 +23,7 @@ from legion.api.keys import load_keys
 from legion.api.reconcile import Reconciler
 from legion.api.registry_routes import registry_router
 from legion.api.resources_routes import ResourceService, kind_router
+from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
@@ -45,11 +46,16 @@ def make_runtime(settings: ApiSettings) -> Runtime | None:
     return None
 
 
-def _waker(reconciler: Reconciler | None) -> Callable[[], None]:
-    """Wake the loop from the request's thread (sync routes run in a worker thread)."""
+def _waker(reconciler: Reconciler | None, signal: ChangeSignal) -> Callable[[], None]:
+    """Wake the loop and the routing long-polls from the request's thread (sync routes run in a worker thread)."""
     if reconciler is None:
-        return lambda: None
-    return reconciler.wake_threadsafe
+        return signal.notify
+
+    def wake() -> None:
+        reconciler.wake_threadsafe()
+        signal.notify()
+
+    return wake
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -70,12 +76,21 @@ def create_app(settings: ApiSettings) -> FastAPI:
     def revoke(token_id: str) -> None:
         # the token's own expiry is unknown here; keep the entry as long as any token can live
         revocations.revoke(token_id, datetime.now(UTC) + timedelta(seconds=settings.max_token_ttl_s))
+        signal.notify()
 
+    signal = ChangeSignal()
     runtime = make_runtime(settings)
-    reconciler = None if runtime is None else Reconciler(store, runtime, resync_s=settings.resync_s)
+    reconciler = (
+        None
+        if runtime is None
+        else Reconciler(
+            store, runtime, resync_s=settings.resync_s, idle_s=settings.scale_to_zero_idle_s, on_status=signal.notify
+        )
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        signal.bind()
         if reconciler is None or runtime is None:
             yield
             return
@@ -94,7 +109,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     problems.install(app)
     service = ResourceService(
         store,
-        on_change=_waker(reconciler),
+        on_change=_waker(reconciler, signal),
         managed_kinds=frozenset({"ModelDeployment"}) if reconciler else frozenset(),
     )
     for info in KINDS.values():
@@ -107,6 +122,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
     app.include_router(registry_router(ModelRegistry(engine), store, caller))
+
+    app.include_router(
+        routing_router(store, revocations, signal, caller, reconciler.demand if reconciler else lambda _: None)
+    )
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -10,6 +10,9 @@ log has news (the API calls ``wake`` after each write; other writers are noticed
 - ``Failed``: a permanent failure, written to the status; not retried until the spec changes;
 - ``Gone``: deleted; dropped from the schedule.
 
+A deployment with ``minReplicas: 0`` runs no replica until someone ``demand``s one (the gateway does, when a request
+waits for it); it then runs one until ``idle_s`` pass without another demand.
+
 Status is written only when it differs from what is stored, so the loop never wakes itself up.
 """
 
@@ -18,15 +21,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from legion.api.resources_routes import stored_resource
 from legion.api.runtime.base import PermanentRuntimeError, Runtime, TemporaryRuntimeError
-from legion.api.storage import ChangeAction, ResourceStore
+from legion.api.storage import ChangeAction, ResourceStore, StoredResource
 from legion.core.errors import NotFoundError
-from legion.core.resources import ModelDeployment
+from legion.core.resources import ModelDeployment, ModelDeploymentSpec
 
 log = logging.getLogger(__name__)
 KIND = "ModelDeployment"
@@ -67,12 +71,17 @@ class Reconciler:
         progress_s: float = 0.5,
         max_backoff_s: float = 30.0,
         concurrency: int = 8,
+        idle_s: float = 300.0,
+        on_status: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.runtime = runtime
         self.resync_s = resync_s
         self.progress_s = progress_s
         self.max_backoff_s = max_backoff_s
+        self.idle_s = idle_s
+        self._on_status = on_status
+        self._demanded: dict[str, float] = {}
         self._limit = asyncio.Semaphore(concurrency)
         self._due: dict[str, float] = {}
         self._failures: dict[str, int] = {}
@@ -90,6 +99,15 @@ class Reconciler:
         """``wake`` from any thread, e.g. a request handler running in a worker thread."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
+
+    def demand(self, ident: str) -> None:
+        """A request waits for ``ident``: run at least one replica for the next ``idle_s`` (from the loop's thread)."""
+        now = time.monotonic()
+        fresh = self._demanded.get(ident, 0.0) <= now
+        self._demanded[ident] = now + self.idle_s
+        if fresh:
+            self._due[ident] = now
+            self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -166,9 +184,21 @@ class Reconciler:
                 return Gone()
             await self._write(stored.status, ident, stored.generation, state="Deleting")
             return Retry(self.progress_s)
+        return await self._converge(stored)
+
+    def _wanted(self, ident: str, spec: ModelDeploymentSpec) -> tuple[ModelDeploymentSpec, float]:
+        """The spec to converge to: one replica more than ``minReplicas: 0`` while demanded; and until when."""
+        demanded_until = self._demanded.get(ident, 0.0)
+        if spec.min_replicas == 0 and demanded_until > time.monotonic():
+            return spec.model_copy(update={"min_replicas": 1}), demanded_until
+        self._demanded.pop(ident, None)
+        return spec, 0.0
+
+    async def _converge(self, stored: StoredResource) -> Outcome:
+        ident = stored.id
         resource = stored_resource(stored)
         assert isinstance(resource, ModelDeployment)
-        spec = resource.spec
+        spec, demanded_until = self._wanted(ident, resource.spec)
         try:
             seen = await self.runtime.apply_deployment(ident, spec)
         except PermanentRuntimeError as exc:
@@ -182,9 +212,15 @@ class Reconciler:
             stored.status, ident, stored.generation,
             state="Ready" if ready else "Processing",
             replicas=seen.replicas, availableReplicas=seen.available,
-            serviceURL=seen.service_url,
+            serviceURL=seen.service_url, endpoints=list(seen.endpoints),
+            modelName=seen.model_name, modelVersion=seen.model_version,
+            observedGeneration=stored.generation if ready else None,
         )  # fmt: skip
-        return Settled() if ready else Retry(self.progress_s)
+        if not ready:
+            return Retry(self.progress_s)
+        if spec.min_replicas > resource.spec.min_replicas:  # held up by demand: look again when it may lapse
+            return Retry(max(self.progress_s, demanded_until - time.monotonic()))
+        return Settled()
 
     async def _write(self, current: dict[str, Any], ident: str, generation: int, **status: Any) -> None:
         """Store the status when it differs from ``current`` (a reason is kept only on ``Failed``)."""
@@ -196,6 +232,7 @@ class Reconciler:
             return
         wanted["lastUpdatedTime"] = datetime.now(UTC).isoformat()
         await asyncio.to_thread(self.store.update_status, KIND, ident, wanted, expected_generation=generation)
+        self._on_status()
 
 
 def _without_time(status: dict[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,12 @@ def stored_resource(stored: StoredResource) -> Resource:
         {
             "kind": stored.kind,
             "id": stored.id,
-            "metadata": {"labels": stored.labels, "createdAt": stored.created_at, "updatedAt": stored.updated_at},
+            "metadata": {
+                "labels": stored.labels,
+                "createdAt": stored.created_at,
+                "updatedAt": stored.updated_at,
+                "generation": stored.generation,
+            },
             "spec": stored.spec,
             "status": stored.status,
         },

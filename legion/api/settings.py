@@ -42,6 +42,8 @@ class ApiSettings(LegionSettings):
     """Where deployments run: ``local`` processes, ``memory`` (a fake, for tests) or ``none`` (store only)."""
     resync_s: float = Field(default=10.0, gt=0)
     """How often the reconcile loop re-checks converged deployments (and polls for other writers)."""
+    scale_to_zero_idle_s: float = Field(default=300.0, gt=0)
+    """How long a ``minReplicas: 0`` deployment keeps the replica a request woke, after the last such request."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'legion.db'}"

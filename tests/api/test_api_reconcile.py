@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,47 @@ def test_deployment_goes_ready_then_away(served: tuple[ServerProcess, dict[str, 
     assert status()["availableReplicas"] == 2
     assert httpx.delete(f"{url}/census", headers=headers).status_code == 200
     wait_until(lambda: httpx.get(f"{url}/census", headers=headers).status_code == 404, 30, "the deployment to go")
+
+
+def test_routing_snapshot_long_polls_until_a_route_changes(served: tuple[ServerProcess, dict[str, str]]) -> None:
+    server, headers = served
+    base = f"{server.url}/api/v1"
+    for name in ("blue", "green"):
+        answer = httpx.post(f"{base}/model/deployment", headers=headers, json={"id": name, "spec": {"image": "m"}})
+        assert answer.status_code == 201, answer.text
+
+    def routing(**params: object) -> dict[str, object]:
+        answer = httpx.get(f"{base}/routing", headers=headers, params=params, timeout=30)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, object] = answer.json()
+        return body
+
+    def both_ready() -> bool:
+        deployments = routing()["deployments"]
+        assert isinstance(deployments, list)
+        return [(d["id"], d["state"], len(d["endpoints"])) for d in deployments] == [
+            ("blue", "Ready", 1), ("green", "Ready", 1)
+        ]  # fmt: skip
+
+    wait_until(both_ready, 30, "both deployments in the routing snapshot")
+    first = routing()
+    assert routing(since=first["etag"], wait=0.2)["etag"] == first["etag"], "nothing changed: same etag"
+
+    route = {"id": "split", "spec": {"urlPrefix": "/split", "modelDeployments": [
+        {"mdName": "blue", "weight": 90}, {"mdName": "green", "weight": 10}]}}  # fmt: skip
+    # the long-poll is in flight when the route is created; it answers with the change, not after `wait`
+    with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(routing, since=first["etag"], wait=30)
+        assert client.post(f"{base}/model/route", headers=headers, json=route).status_code == 201
+        changed = waiting.result(timeout=10)
+    assert changed["etag"] != first["etag"]
+    assert changed["routes"] == [{"id": "split", "urlPrefix": "/split", "mirror": None, "modelDeployments": [
+        {"mdName": "blue", "weight": 90}, {"mdName": "green", "weight": 10}]}]  # fmt: skip
+
+
+def test_routing_needs_a_token_and_demand_needs_a_deployment(served: tuple[ServerProcess, dict[str, str]]) -> None:
+    server, headers = served
+    assert httpx.get(f"{server.url}/api/v1/routing").status_code == 401
+    missing = httpx.post(f"{server.url}/api/v1/routing/demand/nowhere", headers=headers)
+    assert missing.status_code == 404, missing.text
+    assert "nowhere" in missing.json()["detail"]

@@ -132,3 +132,32 @@ async def test_deleting_stops_the_replicas_then_removes_the_object(
     store.mark_deleting(KIND, "doomed")
     reconciler.wake()
     await eventually(lambda: "doomed" not in runtime.running() and not store.list(KIND, search="doomed").items, "gone")
+
+
+async def test_a_demanded_deployment_runs_one_replica_from_zero_then_lets_it_go(store: ResourceStore) -> None:
+    runtime = MemoryRuntime(start_calls=1)
+    reconciler = Reconciler(store, runtime, resync_s=0.2, progress_s=0.01, idle_s=0.5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(reconciler.run(stop))
+    try:
+        deploy(store, reconciler, "cold", replicas=0)
+        await eventually(lambda: state(store, "cold") == "Ready", "Ready at zero")
+        assert runtime.running().get("cold") is None
+        reconciler.demand("cold")
+        await eventually(lambda: store.get(KIND, "cold").status.get("availableReplicas") == 1, "a woken replica")
+        assert store.get(KIND, "cold").status["endpoints"] == ["memory://cold/0"]
+        await eventually(lambda: runtime.running().get("cold") is None, "the idle replica to go")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def test_status_says_which_generation_it_describes(
+    store: ResourceStore, loop: tuple[Reconciler, MemoryRuntime]
+) -> None:
+    reconciler, _ = loop
+    deploy(store, reconciler, "gen", replicas=1)
+    await eventually(lambda: store.get(KIND, "gen").status.get("observedGeneration") == 1, "generation 1 observed")
+    store.update(KIND, "gen", {"image": "models/y", "minReplicas": 1, "maxReplicas": 1})
+    reconciler.wake()
+    await eventually(lambda: store.get(KIND, "gen").status.get("observedGeneration") == 2, "generation 2 observed")

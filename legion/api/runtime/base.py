@@ -46,6 +46,9 @@ class DeploymentObservation:
     """Base URLs of the ready replicas, for the gateway."""
     service_url: str | None = None
     """Where the deployment answers as a whole, when the runtime has such an address."""
+    model_name: str | None = None
+    """The name of the model the ready replicas serve, once one has answered."""
+    model_version: str | None = None
 
 
 class Runtime(Protocol):

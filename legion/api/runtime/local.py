@@ -48,7 +48,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -204,8 +204,8 @@ class LocalRuntime:
 
     # -- converging -----------------------------------------------------------------------------------------------
 
-    async def _converge(self, deployment_id: str, state: _Deployment, desired: int) -> set[int]:
-        """One step towards ``desired`` current replicas; returns the pids that answered ready."""
+    async def _converge(self, deployment_id: str, state: _Deployment, desired: int) -> dict[int, Identity | None]:
+        """One step towards ``desired`` current replicas; returns the pids that answered ready (and their model)."""
         restarts = self._reap(deployment_id, state)
         for replica in state.replicas:
             replica.url = replica.url or self._read_url(deployment_id, replica)
@@ -460,28 +460,38 @@ async def _wait_gone(replica: _Replica, timeout_s: float) -> bool:
     return await wait_until_gone(lambda: _liveness(replica, reap=True)[0], timeout_s)
 
 
-async def _probe_all(replicas: Iterable[_Replica]) -> set[int]:
-    """Pids of the replicas whose readiness probe answers 200."""
+Identity = tuple[str, str]
+"""The model name and version a replica serves, from the ``Model-Name``/``Model-Version`` headers it answers with."""
+
+
+async def _probe_all(replicas: Iterable[_Replica]) -> dict[int, Identity | None]:
+    """The pids of the replicas whose readiness probe answers 200, each with the model it serves."""
     candidates = [r for r in replicas if r.url is not None]
     if not candidates:
-        return set()
+        return {}
     async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
         answers = await asyncio.gather(*(_probe(client, f"{r.url}{READY_PATH}") for r in candidates))
-    return {r.pid for r, ready in zip(candidates, answers, strict=True) if ready}
+    return {r.pid: identity for r, (ready, identity) in zip(candidates, answers, strict=True) if ready}
 
 
-async def _probe(client: httpx.AsyncClient, url: str) -> bool:
+async def _probe(client: httpx.AsyncClient, url: str) -> tuple[bool, Identity | None]:
     try:
-        return (await client.get(url)).status_code == 200
+        answer = await client.get(url)
     except httpx.HTTPError:
-        return False
+        return False, None
+    name, version = answer.headers.get("model-name"), answer.headers.get("model-version")
+    return answer.status_code == 200, (name, version) if name and version else None
 
 
-def _observation(alive: list[_Replica], ready: set[int]) -> DeploymentObservation:
-    endpoints = tuple(sorted(r.url for r in alive if r.pid in ready and r.url is not None))
+def _observation(alive: list[_Replica], ready: Mapping[int, Identity | None]) -> DeploymentObservation:
+    serving = sorted((r for r in alive if r.pid in ready and r.url is not None), key=lambda r: r.number)
+    endpoints = tuple(sorted(r.url for r in serving if r.url is not None))
+    identity = next((ready[r.pid] for r in reversed(serving) if ready[r.pid] is not None), None)
     return DeploymentObservation(
         replicas=len(alive),
         available=len(endpoints),
         endpoints=endpoints,
         service_url=endpoints[0] if endpoints else None,
+        model_name=identity[0] if identity else None,
+        model_version=identity[1] if identity else None,
     )

@@ -41,6 +41,11 @@ class TokenRevocations(EngineUser):
             found = connection.execute(select(RevokedTokenRow.jti).where(RevokedTokenRow.jti == jti)).first()
         return found is not None
 
+    def revoked(self) -> list[str]:
+        """The ids revoked and not yet pruned (the gateway keeps this list to refuse them without asking)."""
+        with transaction(self._engine) as connection:
+            return list(connection.execute(select(RevokedTokenRow.jti).order_by(RevokedTokenRow.jti)).scalars())
+
     def prune(self, now: datetime | None = None) -> int:
         """Forget revocations of tokens expired by ``now`` (default: the current time); how many went."""
         cutoff = utc_now() if now is None else aware(now, "now")

@@ -222,6 +222,8 @@ class Metadata(WireModel):
     labels: dict[str, str] = Field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    generation: int | None = None
+    """Moves each time the spec changes; a status's ``observedGeneration`` says which spec it describes."""
 
     @model_validator(mode="after")
     def _label_syntax(self) -> Metadata:

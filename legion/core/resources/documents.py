@@ -36,7 +36,7 @@ MAX_DEPTH: Final = 32
 """How deeply a resource may nest mappings and lists."""
 
 _JSON_START: Final = re.compile(r'[\[\s]*\{\s*"')  # a JSON object, alone or in a list: a quoted key first
-_PLATFORM_METADATA: Final = ("createdAt", "created_at", "updatedAt", "updated_at")
+_PLATFORM_METADATA: Final = ("createdAt", "created_at", "updatedAt", "updated_at", "generation")
 
 
 class _SourcedFloat(float):

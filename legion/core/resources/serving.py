@@ -66,6 +66,10 @@ class ModelDeploymentStatus(WireModel):
     replicas: int = 0
     available_replicas: int = 0
     service_url: str | None = Field(default=None, alias="serviceURL")
+    endpoints: list[str] = Field(default_factory=list, description="base URLs of the ready replicas")
+    model_name: str | None = None
+    model_version: str | None = None
+    observed_generation: int | None = Field(default=None, description="the spec generation this status describes")
     last_updated_time: datetime | None = None
     reason: str | None = None
     message: str | None = None

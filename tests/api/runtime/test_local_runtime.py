@@ -236,8 +236,9 @@ async def test_replicas_outlive_the_process_that_started_them_and_are_adopted(mo
     assert pid not in children()
 
     adopter = LocalRuntime(work_dir)
-    assert await adopter.observe_deployment("double") == DeploymentObservation(1, 1, (url,), url)
-    assert await adopter.apply_deployment("double", spec(model_dir)) == DeploymentObservation(1, 1, (url,), url)
+    expected = DeploymentObservation(1, 1, (url,), url, model_name="double", model_version="1")
+    assert await adopter.observe_deployment("double") == expected
+    assert await adopter.apply_deployment("double", spec(model_dir)) == expected
     assert serving_pids(model_dir) == {pid}
     assert await invoke(url, 21) == [[42]]
     assert await adopter.delete_deployment("double")

@@ -1,0 +1,128 @@
+"""``/api/v1/routing``: what the gateway needs to route, as one snapshot it can long-poll.
+
+The gateway (``legion gateway``) keeps its routing table from this document: every deployment with the base URLs of
+its ready replicas and the model it serves, every route with its weights and mirror, and the ids of revoked model
+tokens. ``GET /api/v1/routing?since=<etag>&wait=<s>`` answers at once when the snapshot's ``etag`` differs from
+``since``, and otherwise holds the request until something changes or ``wait`` seconds pass (then it answers with
+the same etag). A change made through this API process wakes the waiters at once; writers elsewhere (another API
+process on the same database) are noticed by re-reading every ``RECHECK_S``.
+
+``POST /api/v1/routing/demand/{deployment}`` tells the reconcile loop that a request is waiting for a deployment that
+has no ready replica (scale from zero): the loop runs at least one replica for a while, then lets it go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from fastapi import APIRouter, Depends, Query
+
+from legion.api.auth import Caller
+from legion.api.storage import ResourceStore, TokenRevocations
+from legion.core.errors import NotFoundError
+
+RECHECK_S: Final = 1.0
+MAX_WAIT_S: Final = 60.0
+
+
+class ChangeSignal:
+    """Wakes long-polls when something they show may have changed; ``notify`` may be called from any thread."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._event: asyncio.Event | None = None
+
+    def bind(self) -> None:
+        """Attach to the running event loop (the app's lifespan calls this)."""
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        loop, event = self._loop, self._event
+        if loop is None or event is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(event.set)
+
+    async def wait(self, timeout_s: float) -> None:
+        """Return after the next ``notify`` or ``timeout_s``, whichever comes first."""
+        if self._event is None:
+            await asyncio.sleep(timeout_s)
+            return
+        event = self._event
+        if event.is_set():
+            event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            return
+
+
+def snapshot(store: ResourceStore, revocations: TokenRevocations) -> dict[str, Any]:
+    """The routing document, with an ``etag`` that moves whenever any part of it does."""
+    deployments = [
+        {
+            "id": item.id,
+            "state": item.status.get("state", "Processing"),
+            "minReplicas": item.spec.get("minReplicas", 1),
+            "maxReplicas": item.spec.get("maxReplicas", 1),
+            "endpoints": item.status.get("endpoints", []),
+            "modelName": item.status.get("modelName"),
+            "modelVersion": item.status.get("modelVersion"),
+            "deleting": item.deleting,
+        }
+        for item in store.all("ModelDeployment")
+    ]
+    routes = [
+        {
+            "id": item.id,
+            "urlPrefix": item.spec["urlPrefix"],
+            "modelDeployments": [
+                {"mdName": t["mdName"], "weight": t.get("weight", 100)} for t in item.spec["modelDeployments"]
+            ],
+            "mirror": item.spec.get("mirror"),
+        }
+        for item in store.all("ModelRoute")
+    ]
+    revoked = sorted(revocations.revoked())
+    digest = hashlib.sha256(repr((deployments, routes, revoked)).encode()).hexdigest()[:16]
+    return {"etag": digest, "deployments": deployments, "routes": routes, "revokedTokens": revoked}
+
+
+def routing_router(
+    store: ResourceStore,
+    revocations: TokenRevocations,
+    signal: ChangeSignal,
+    caller: Any,
+    demand: Callable[[str], None],
+) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/routing", tags=["routing"])
+
+    @router.get("")
+    async def routing(
+        since: str | None = None,
+        wait: float = Query(default=0.0, ge=0.0, le=MAX_WAIT_S, description="seconds to hold an unchanged answer"),
+        who: Caller = Depends(caller),
+    ) -> dict[str, Any]:
+        who.can_read()
+        deadline = time.monotonic() + wait
+        while True:
+            current = await asyncio.to_thread(snapshot, store, revocations)
+            left = deadline - time.monotonic()
+            if current["etag"] != since or left <= 0:
+                return current
+            await signal.wait(min(left, RECHECK_S))
+
+    @router.post("/demand/{deployment_id}", status_code=202)
+    async def wanted(deployment_id: str, who: Caller = Depends(caller)) -> dict[str, str]:
+        who.can_read()
+        stored = await asyncio.to_thread(store.get, "ModelDeployment", deployment_id)
+        if stored.deleting:
+            raise NotFoundError(f"deployment {deployment_id!r} is being deleted")
+        demand(deployment_id)
+        return {"message": f"deployment {deployment_id} is asked to run a replica"}
+
+    return router
