@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Header
@@ -20,11 +21,15 @@ from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.keys import load_keys
+from legion.api.logs_routes import logs_router
 from legion.api.reconcile import Reconciler
+from legion.api.reconcile.packagings import PackagingController
+from legion.api.reconcile.trainings import TrainingController
 from legion.api.registry_routes import registry_router
 from legion.api.resources_routes import ResourceService, kind_router
 from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
+from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
@@ -44,6 +49,20 @@ def make_runtime(settings: ApiSettings) -> Runtime | None:
 
         return LocalRuntime(settings.data_dir / "runtime")
     return None
+
+
+def add_job_controllers(
+    reconciler: Reconciler, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry
+) -> LocalJobs:
+    """Trainings and packagings as local processes (with the local runtime)."""
+    work_dir = settings.data_dir / "runtime"
+    jobs = LocalJobs(work_dir)
+    models_dir, packages_dir = settings.data_dir / "models", settings.data_dir / "packages"
+    reconciler.add(
+        TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
+    )
+    reconciler.add(PackagingController(store, jobs, models_dir=models_dir, packages_dir=packages_dir))
+    return jobs
 
 
 def _waker(reconciler: Reconciler | None, signal: ChangeSignal) -> Callable[[], None]:
@@ -88,6 +107,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
     )
 
+    registry = ModelRegistry(engine)
+    jobs = None
+    if reconciler is not None and settings.runtime == "local":
+        jobs = add_job_controllers(reconciler, settings, store, registry)
+    managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signal.bind()
@@ -110,7 +135,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
-        managed_kinds=frozenset({"ModelDeployment"}) if reconciler else frozenset(),
+        managed_kinds=managed if reconciler else frozenset(),
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
@@ -121,7 +146,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
-    app.include_router(registry_router(ModelRegistry(engine), store, caller))
+    app.include_router(registry_router(registry, store, caller))
+    app.include_router(logs_router(store, jobs, caller))
 
     app.include_router(
         routing_router(store, revocations, signal, caller, reconciler.demand if reconciler else lambda _: None)

@@ -94,3 +94,18 @@ def import_model(path: Path) -> None:
     with client() as session:
         registered = session.import_model(str(path.resolve()))
     click.echo(f"model {registered['name']}:{registered['version']} registered")
+
+
+@model.command("package")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+def package(path: Path, output: Path) -> None:
+    """Make a local package of the model at PATH in OUTPUT (the model and its pinned requirements).
+
+    This is what the ``local`` packaging integration runs; ``legion serve OUTPUT`` serves the package.
+    """
+    from legion.model.package import build_package  # noqa: PLC0415  # only this command needs it
+
+    description = build_package(path, output)
+    model_name = description["model"]
+    click.echo(f"packaged {model_name} into {output}")

@@ -27,13 +27,14 @@ from legion.core.errors import InvalidInputError
 from legion.model.builder import ModelBuilder
 from legion.model.endpoints import Endpoint, Raw, TypedEndpoint, UntypedEndpoint
 from legion.model.loader import LoadedModel, load_model
-from legion.model.manifest import MANIFEST_NAME, ColumnSpec, EndpointSpec, Manifest
+from legion.model.manifest import MANIFEST_NAME, PACKAGE_MANIFEST_NAME, ColumnSpec, EndpointSpec, Manifest
 from legion.model.metrics import send_metric as _record_metric
 from legion.model.properties import get_property
 from legion.model.table import Table
 
 __all__ = [
     "MANIFEST_NAME",
+    "PACKAGE_MANIFEST_NAME",
     "ColumnSpec",
     "Endpoint",
     "EndpointSpec",

@@ -22,7 +22,7 @@ import cloudpickle
 from legion.core.errors import ModelFormatError, NotFoundError
 from legion.model import properties, requirements
 from legion.model.endpoints import Endpoint, TypedEndpoint, UntypedEndpoint, accepts_argument
-from legion.model.manifest import MANIFEST_NAME, EndpointSpec, Manifest
+from legion.model.manifest import MANIFEST_NAME, PACKAGE_MANIFEST_NAME, EndpointSpec, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,8 @@ def load_model(
     >>> model.endpoint("default").call({"a": 1, "b": 2})
     """
     source = Path(path)
+    if (source / PACKAGE_MANIFEST_NAME).is_file():  # a local package: the model is inside
+        source = source / "model"
     extracted: Path | None = None
     if source.is_file() and zipfile.is_zipfile(source):
         extracted = Path(tempfile.mkdtemp(prefix="legion-model-"))

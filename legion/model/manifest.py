@@ -17,6 +17,8 @@ from legion.core.dtypes import COLUMN_TYPES
 from legion.core.errors import ModelFormatError
 
 MANIFEST_NAME = "legion.model.yaml"
+PACKAGE_MANIFEST_NAME = "legion.package.yaml"
+"""Marks a local package (``legion.model.package``): the model is in its ``model/`` directory."""
 FORMAT_VERSION = 1
 
 Flavor = Literal["python_function", "sklearn", "python_class", "mlflow"]

@@ -53,7 +53,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
@@ -75,7 +75,7 @@ from legion.api.runtime.processes import (
 )
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec, is_valid_id
-from legion.model import MANIFEST_NAME
+from legion.model import MANIFEST_NAME, PACKAGE_MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,10 @@ FOLLOW_INTERVAL_S: Final = 0.2
 LOG_LINE_CHARS: Final = 500
 """A log line quoted in a failure reason is cut at this many characters."""
 NO_MODEL_REASON: Final = "the training saved no model in $LEGION_OUTPUT_DIR"
+NO_PACKAGE_REASON: Final = "the packager made no package in its output directory"
+TRAININGS: Final = "trainings"
+PACKAGINGS: Final = "packagings"
+JobKind = Literal["trainings", "packagings"]
 
 # Runs as ``python -I -c _LAUNCHER EXIT_CODE_PATH CWD SCRIPT ARGS...``: the training with the same interpreter,
 # then its exit code written atomically. The SIGTERM handler (not SIG_IGN, so the training does not inherit it)
@@ -161,7 +165,7 @@ class LocalJobs:
         self.work_dir = work_dir
         self.python = python
         self.stop_timeout_s = stop_timeout_s
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[Path, asyncio.Lock] = {}
 
     async def start_training(
         self, training_id: str, spec: ModelTrainingSpec, *, source_dir: Path, git_commit: str | None = None
@@ -171,42 +175,58 @@ class LocalJobs:
         Does nothing if the training was started before (by this or an earlier ``LocalJobs``). Raises
         ``PermanentRuntimeError`` when the working directory or the entrypoint script does not exist.
         """
-        async with self._lock(training_id):
-            directory = self._directory(training_id)
+        cwd = (source_dir / spec.work_dir if spec.work_dir else source_dir).absolute()
+        if not cwd.is_dir():
+            raise PermanentRuntimeError(f"the training's working directory {cwd} does not exist")
+        if not (cwd / spec.entrypoint).is_file():
+            raise PermanentRuntimeError(f"the entrypoint {spec.entrypoint!r} is not a file in {cwd}")
+        directory = self._directory(training_id)
+        arguments = [a.replace(OUTPUT_PLACEHOLDER, str(directory / OUTPUT_NAME)) for a in spec.args]
+        for name, value in spec.hyper_parameters.items():
+            arguments += [f"--{name}", value]
+        env = _environment(training_id, spec, directory, git_commit)
+        await self._start(directory, training_id, cwd, [spec.entrypoint, *arguments], env)
+
+    async def start_packaging(self, packaging_id: str, argv: list[str], env: Mapping[str, str]) -> None:
+        """Start ``python <argv>`` for a packaging (``{output}`` in ``argv`` is its output directory); its product
+        is a directory holding ``PACKAGE_MANIFEST_NAME``. Does nothing if it was started before."""
+        directory = self._directory(packaging_id, PACKAGINGS)
+        arguments = [a.replace(OUTPUT_PLACEHOLDER, str(directory / OUTPUT_NAME)) for a in argv]
+        base = {name: value for name, value in os.environ.items() if not name.startswith("LEGION_")}
+        await self._start(directory, packaging_id, directory, arguments, {**base, **env})
+
+    async def _start(self, directory: Path, job_id: str, cwd: Path, argv: list[str], env: dict[str, str]) -> None:
+        async with self._lock(directory):
             if (directory / STATE_NAME).exists():
                 return
-            cwd = (source_dir / spec.work_dir if spec.work_dir else source_dir).absolute()
-            if not cwd.is_dir():
-                raise PermanentRuntimeError(f"the training's working directory {cwd} does not exist")
-            if not (cwd / spec.entrypoint).is_file():
-                raise PermanentRuntimeError(f"the entrypoint {spec.entrypoint!r} is not a file in {cwd}")
             if directory.exists():  # an earlier start that failed before it recorded a process
                 shutil.rmtree(directory)
             output = directory / OUTPUT_NAME
             output.mkdir(parents=True)
             (directory / METRICS_NAME).touch()
-            arguments = [a.replace(OUTPUT_PLACEHOLDER, str(output)) for a in spec.args]
-            for name, value in spec.hyper_parameters.items():
-                arguments += [f"--{name}", value]
-            env = _environment(training_id, spec, directory, git_commit)
-            pid = self._spawn(directory, cwd, [spec.entrypoint, *arguments], env)
+            pid = self._spawn(directory, cwd, argv, env)
             state = _Training(
-                training_id=training_id,
+                training_id=job_id,
                 pid=pid,
                 started_at=time.time(),
-                command=[self.python, spec.entrypoint, *arguments],
+                command=[self.python, *argv],
                 cwd=str(cwd),
                 output_dir=str(output),
             )
             write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
-            log.info("started training %s (pid %s) in %s", training_id, pid, cwd)
+            log.info("started job %s (pid %s) in %s", directory.relative_to(self.work_dir), pid, cwd)
 
     async def observe_training(self, training_id: str) -> JobObservation | None:
         """Whether the training runs, succeeded or failed, and its metrics; None if it was never started.
 
         An ended process that was this runtime's child is reaped here (and its exit code recorded).
         """
-        directory = self._directory(training_id)
+        return await self.observe(training_id)
+
+    async def observe(self, job_id: str, kind: JobKind = TRAININGS) -> JobObservation | None:
+        """``observe_training`` for a job of either kind; a packaging's product is a package directory."""
+        directory = self._directory(job_id, kind)
+        product = MANIFEST_NAME if kind == TRAININGS else PACKAGE_MANIFEST_NAME
         state = _load(directory)
         if state is None:
             return None
@@ -215,10 +235,10 @@ class LocalJobs:
         if running:
             return JobObservation("running", metrics=metrics, pid=state.pid)
         output = Path(state.output_dir)
-        if exit_code == 0 and (output / MANIFEST_NAME).is_file():
+        if exit_code == 0 and (output / product).is_file():
             return JobObservation("succeeded", 0, metrics=metrics, model_dir=output, pid=state.pid)
         if exit_code == 0:
-            why = f"{NO_MODEL_REASON} ({output})"
+            why = f"{NO_MODEL_REASON if kind == TRAININGS else NO_PACKAGE_REASON} ({output})"
         elif exit_code is None:
             why = "the training ended without recording an exit code (its launcher was killed)"
         elif exit_code < 0:
@@ -230,10 +250,10 @@ class LocalJobs:
         reason = f"{why}; its log ends:\n{_log_tail(directory / LOG_NAME)}"
         return JobObservation("failed", exit_code, reason, metrics, pid=state.pid)
 
-    async def cancel_training(self, training_id: str) -> bool:
+    async def cancel_training(self, training_id: str, kind: JobKind = TRAININGS) -> bool:
         """SIGTERM the training's process group, SIGKILL it after ``stop_timeout_s``; True once it has stopped."""
-        async with self._lock(training_id):
-            directory = self._directory(training_id)
+        directory = self._directory(training_id, kind)
+        async with self._lock(directory):
             state = _load(directory)
             if state is None or not _check(directory, state)[0]:
                 return True
@@ -249,22 +269,23 @@ class LocalJobs:
                 return True
             return await _wait_ended(directory, state, KILL_WAIT_S)
 
-    async def delete_training(self, training_id: str) -> None:
+    async def delete_training(self, training_id: str, kind: JobKind = TRAININGS) -> None:
         """Cancel the training and remove its directory (log, metrics, model and all).
 
         Raises ``TemporaryRuntimeError`` if its process did not stop; the directory is kept then.
         """
-        if not await self.cancel_training(training_id):
-            raise TemporaryRuntimeError(f"the process of training {training_id} did not stop")
-        async with self._lock(training_id):
-            shutil.rmtree(self._directory(training_id), ignore_errors=True)
-        self._locks.pop(training_id, None)
+        if not await self.cancel_training(training_id, kind):
+            raise TemporaryRuntimeError(f"the process of job {training_id} did not stop")
+        directory = self._directory(training_id, kind)
+        async with self._lock(directory):
+            shutil.rmtree(directory, ignore_errors=True)
+        self._locks.pop(directory, None)
 
-    def log_path(self, training_id: str) -> Path:
+    def log_path(self, training_id: str, kind: JobKind = TRAININGS) -> Path:
         """The file that receives the training's stdout and stderr."""
-        return self._directory(training_id) / LOG_NAME
+        return self._directory(training_id, kind) / LOG_NAME
 
-    async def follow_log(self, training_id: str, *, follow: bool) -> AsyncIterator[str]:
+    async def follow_log(self, training_id: str, *, follow: bool, kind: JobKind = TRAININGS) -> AsyncIterator[str]:
         """The lines of the training's log (without line ends); with ``follow``, new ones too until it ends.
 
         Raises ``NotFoundError`` for a training that was never started.
@@ -272,13 +293,14 @@ class LocalJobs:
             async for line in jobs.follow_log("census-1", follow=True):
                 print(line)
         """
-        directory = self._directory(training_id)
+        directory = self._directory(training_id, kind)
+        what = "training" if kind == TRAININGS else "packaging"
         if _load(directory) is None:
-            raise NotFoundError(f"no training {training_id!r}")
+            raise NotFoundError(f"{what} {training_id!r} has not started (no log yet)")
         try:
             file = (directory / LOG_NAME).open("rb")
         except FileNotFoundError as exc:
-            raise NotFoundError(f"training {training_id!r} has no log") from exc
+            raise NotFoundError(f"{what} {training_id!r} has no log") from exc
         pending = b""
         with file:
             while True:
@@ -297,13 +319,13 @@ class LocalJobs:
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
-    def _directory(self, training_id: str) -> Path:
-        if not is_valid_id(training_id):
-            raise ValueError(f"{training_id!r} is not a valid training id")
-        return self.work_dir / "trainings" / training_id
+    def _directory(self, job_id: str, kind: JobKind = TRAININGS) -> Path:
+        if not is_valid_id(job_id):
+            raise ValueError(f"{job_id!r} is not a valid job id")
+        return self.work_dir / kind / job_id
 
-    def _lock(self, training_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(training_id, asyncio.Lock())
+    def _lock(self, directory: Path) -> asyncio.Lock:
+        return self._locks.setdefault(directory, asyncio.Lock())
 
     @staticmethod
     def _ended(directory: Path) -> bool:

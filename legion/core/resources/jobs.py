@@ -7,6 +7,7 @@ Both job kinds report ``scheduling → running → succeeded | failed`` in their
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
 from pydantic import Field, model_validator
@@ -136,6 +137,8 @@ class ModelTrainingStatus(WireModel):
     message: str | None = None
     pod_name: str | None = None
     process_id: int | None = None
+    observed_generation: int | None = Field(default=None, description="the spec generation this run is of")
+    last_updated_time: datetime | None = None
 
 
 class ModelTraining(ResourceBase):
@@ -231,6 +234,8 @@ class ModelPackagingStatus(WireModel):
     message: str | None = None
     pod_name: str | None = None
     process_id: int | None = None
+    observed_generation: int | None = Field(default=None, description="the spec generation this run is of")
+    last_updated_time: datetime | None = None
 
 
 class ModelPackaging(ResourceBase):

@@ -1,0 +1,184 @@
+"""``TrainingController``: a ModelTraining runs once per spec generation as a local job, and registers its model.
+
+Steps, each a reconcile look: ``scheduling`` (the code is copied or cloned at its reference into
+``sources/<id>``, ``data`` is bound, the job starts) → ``running`` (looked at every ``poll_s``) → ``succeeded``
+(the saved model is copied to ``models/<name>-<version>`` and registered, with the training's metrics and commit)
+or ``failed`` (the exit code and the end of the log in ``reason``). A changed spec runs the training again; a
+deleted training's process is stopped and its files removed (a registered model stays).
+
+The ``python`` toolchain runs the entrypoint with the API's own interpreter (so ``legion.model`` is importable);
+the integration's ``additionalEnvironments`` are set for every run, under the training's own ``envs``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Final
+
+from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry, StatusWriter
+from legion.api.resources_routes import stored_resource
+from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
+from legion.api.runtime.jobs import JobObservation, LocalJobs
+from legion.api.runtime.sources import bind_data, prepare_source
+from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
+from legion.core.errors import ConflictError, NotFoundError
+from legion.core.resources import (
+    Connection,
+    ConnectionSpec,
+    EnvironmentVariable,
+    ModelTraining,
+    ModelTrainingSpec,
+    ToolchainIntegration,
+)
+from legion.model import Manifest
+
+ENDED: Final = frozenset({"succeeded", "failed"})
+
+
+def artifact_name(spec: ModelTrainingSpec) -> str:
+    """What a training's model is called among the artifacts (and in a ModelPackaging's ``artifactName``)."""
+    return f"{spec.model.name}-{spec.model.version}"
+
+
+class TrainingController:
+    kind = "ModelTraining"
+    deleting_state: str | None = None
+
+    def __init__(
+        self,
+        store: ResourceStore,
+        registry: ModelRegistry,
+        jobs: LocalJobs,
+        *,
+        work_dir: Path,
+        models_dir: Path,
+        local_root: Path,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.jobs = jobs
+        self.sources_dir = work_dir / "sources"
+        self.models_dir = models_dir
+        self.local_root = local_root
+        self.poll_s = poll_s
+
+    async def remove(self, ident: str) -> bool:
+        try:
+            await self.jobs.delete_training(ident)
+        except TemporaryRuntimeError:
+            return False
+        await asyncio.to_thread(shutil.rmtree, self.sources_dir / ident, True)
+        return True
+
+    async def converge(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+        status = stored.status
+        run_of = status.get("observedGeneration")
+        if run_of == stored.generation and status.get("state") in ENDED:
+            return Done()
+        if run_of is not None and run_of != stored.generation:  # the spec changed: run it again
+            if not await self.remove(stored.id):
+                return Retry(self.poll_s)
+            await write(stored, state="scheduling", exitCode=None, processId=None, artifacts=[], message=None)
+            stored = await asyncio.to_thread(self.store.get, self.kind, stored.id)
+        observation = await self.jobs.observe_training(stored.id)
+        if observation is None:
+            return await self._start(stored, write)
+        if observation.state == "running":
+            await write(stored, state="running", processId=observation.pid)
+            return Retry(self.poll_s)
+        if observation.state == "failed":
+            await write(stored, state="failed", exitCode=observation.exit_code, reason=observation.reason)
+            return Failed(observation.reason or "failed")
+        return await self._register(stored, observation, write)
+
+    async def _start(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+        resource = stored_resource(stored)
+        assert isinstance(resource, ModelTraining)
+        spec = resource.spec
+        await write(stored, state="scheduling", message="getting the code and data")
+        source = self.sources_dir / stored.id
+        try:
+            toolchain, vcs, connections = await asyncio.to_thread(self._references, spec)
+            commit = await asyncio.to_thread(prepare_source, spec, vcs, source, local_root=self.local_root)
+            cwd = source / spec.work_dir if spec.work_dir else source
+            await asyncio.to_thread(bind_data, spec.data, connections, cwd)
+            extra = [EnvironmentVariable(name=k, value=v) for k, v in toolchain.spec.additional_environments.items()]
+            given = {e.name for e in spec.envs}
+            run_spec = spec.model_copy(update={"envs": [e for e in extra if e.name not in given] + spec.envs})
+            await self.jobs.start_training(stored.id, run_spec, source_dir=source, git_commit=commit)
+        except (PermanentRuntimeError, NotFoundError) as exc:
+            reason = exc.reason if isinstance(exc, PermanentRuntimeError) else exc.detail
+            await write(stored, state="failed", reason=reason, observedGeneration=stored.generation, message=None)
+            return Failed(reason)
+        artifacts = [{"artifactName": artifact_name(spec), "commitID": commit, "runId": stored.id}] if commit else []
+        await write(
+            stored, state="running", observedGeneration=stored.generation, message=None, artifacts=artifacts or None
+        )
+        return Retry(self.poll_s)
+
+    def _references(
+        self, spec: ModelTrainingSpec
+    ) -> tuple[ToolchainIntegration, ConnectionSpec | None, dict[str, ConnectionSpec]]:
+        toolchain = stored_resource(self.store.get("ToolchainIntegration", spec.toolchain))
+        assert isinstance(toolchain, ToolchainIntegration)
+        names = {b.conn_name for b in spec.data} | ({spec.vcs_name} if spec.vcs_name else set())
+        connections: dict[str, ConnectionSpec] = {}
+        for name in names:
+            connection = stored_resource(self.store.get("Connection", name))
+            assert isinstance(connection, Connection)
+            connections[name] = connection.spec
+        return toolchain, connections.get(spec.vcs_name) if spec.vcs_name else None, connections
+
+    async def _register(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
+        resource = stored_resource(stored)
+        assert isinstance(resource, ModelTraining)
+        spec = resource.spec
+        assert observation.model_dir is not None
+        name = artifact_name(spec)
+        try:
+            await asyncio.to_thread(self._keep_model, stored.id, observation, name, spec)
+        except (ConflictError, PermanentRuntimeError) as exc:
+            reason = exc.detail if isinstance(exc, ConflictError) else exc.reason
+            await write(stored, state="failed", exitCode=0, reason=reason)
+            return Failed(reason)
+        commit = next((a.commit_id for a in resource.status.artifacts if a.commit_id), None)
+        artifact = {"artifactName": name, "commitID": commit, "runId": stored.id}
+        await write(stored, state="succeeded", exitCode=0, artifacts=[{k: v for k, v in artifact.items() if v}])
+        return Done()
+
+    def _keep_model(self, training_id: str, observation: JobObservation, name: str, spec: ModelTrainingSpec) -> None:
+        """Copy the model out of the job's directory and register it (again after a restart: nothing new)."""
+        assert observation.model_dir is not None
+        manifest = Manifest.read(observation.model_dir)
+        if (manifest.name, manifest.version) != (spec.model.name, spec.model.version):
+            raise PermanentRuntimeError(
+                f"the training saved model {manifest.name}:{manifest.version}, but its spec says "
+                f"{spec.model.name}:{spec.model.version} (read $LEGION_MODEL_NAME and $LEGION_MODEL_VERSION, "
+                "or make the two agree)"
+            )
+        target = self.models_dir / name
+        try:
+            known = self.registry.get(manifest.name, manifest.version)
+        except NotFoundError:
+            known = None
+        if known is not None:
+            if known.source != training_id:
+                raise ConflictError(
+                    f"model {manifest.name!r} version {manifest.version!r} is already registered "
+                    f"(from {known.source}); give the training another model version"
+                )
+            return
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(observation.model_dir, target)
+        self.registry.register(
+            manifest.name,
+            manifest.version,
+            manifest=manifest.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            metrics={**manifest.metrics, **observation.metrics},
+            source=training_id,
+            artifact_uri=target.absolute().as_uri(),
+        )
