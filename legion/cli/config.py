@@ -1,7 +1,8 @@
 """Where the CLI finds the management API: contexts in ``~/.legion/config.yaml``, overridden by variables.
 
-A context is a URL and a token. ``legion login`` writes one (the file is created with mode 0600, since it holds
-tokens); ``LEGION_API_URL`` and ``LEGION_API_TOKEN`` override the current context for one command.
+A context is a URL, a token and, optionally, the gateway that model calls go through. ``legion login`` writes one
+(the file is created with mode 0600, since it holds tokens); ``LEGION_API_URL``, ``LEGION_API_TOKEN`` and
+``LEGION_GATEWAY_URL`` override the current context for one command.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class ClientSettings(LegionSettings):
     """Bearer token, overriding the current context."""
     context: str | None = None
     """Context to use instead of the file's current one."""
+    gateway_url: str | None = None
+    """The gateway that model calls go through, overriding the current context's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class Target:
     url: str
     token: str | None
     context: str | None
+    gateway: str | None = None
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -71,11 +75,16 @@ def resolve(settings: ClientSettings) -> Target:
             raise InvalidInputError(f"no context {name!r} in {settings.config_file}; known: {known}")
     url = settings.api_url or context.get("url") or DEFAULT_URL
     token = settings.api_token or context.get("token")
-    return Target(str(url), str(token) if token else None, name)
+    gateway = settings.gateway_url or context.get("gateway")
+    return Target(str(url), str(token) if token else None, name, str(gateway) if gateway else None)
 
 
-def save_context(path: Path, name: str, url: str, token: str | None) -> None:
+def save_context(path: Path, name: str, url: str, token: str | None, gateway: str | None = None) -> None:
     data = read_config(path)
-    data["contexts"][name] = {"url": url, **({"token": token} if token else {})}
+    data["contexts"][name] = {
+        "url": url,
+        **({"token": token} if token else {}),
+        **({"gateway": gateway} if gateway else {}),
+    }
     data["current"] = name
     write_config(path, data)

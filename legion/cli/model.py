@@ -14,7 +14,7 @@ from typing import Any
 import click
 import orjson
 
-from legion.core.errors import BadRequestError
+from legion.core.errors import BadRequestError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
 from legion.model.loader import load_model
 from legion.model.table import Table
@@ -109,3 +109,61 @@ def package(path: Path, output: Path) -> None:
     description = build_package(path, output)
     model_name = description["model"]
     click.echo(f"packaged {model_name} into {output}")
+
+
+@model.command("invoke")
+@click.argument("deployment_id")
+@click.option("--json", "payload", required=True, help="Input: {columns, data}, a list of records, or an object.")
+@click.option("--url", default=None, help="Call through this gateway (default: the context's gateway, else a replica).")
+@click.option("--token", default=None, envvar="LEGION_MODEL_TOKEN", help="Model API token for the gateway.")
+def invoke(deployment_id: str, payload: str, url: str | None, token: str | None) -> None:
+    """Predict with the deployed model DEPLOYMENT_ID (era-b ``/api/model/invoke``); prints the answer's JSON.
+
+    Through a gateway the call carries a model token: ``--token``, or one issued for this call by the API.
+    """
+    import httpx  # noqa: PLC0415  # only this command calls a model
+
+    from legion.cli.config import ClientSettings, resolve  # noqa: PLC0415
+    from legion.cli.resources import client  # noqa: PLC0415
+
+    body = _era_b(payload)
+    target = resolve(ClientSettings())
+    with client() as session:
+        deployment = session.get("/model/deployment", deployment_id)
+        status = deployment.get("status", {})
+        gateway = url or target.gateway
+        headers: dict[str, str] = {}
+        if gateway:
+            base = f"{gateway.rstrip('/')}/model/{deployment_id}"
+            if token is None and status.get("modelName"):
+                token = session.model_token([{"name": status["modelName"]}], expires_in_s=300)["token"]
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+        elif status.get("endpoints"):
+            base = status["endpoints"][0]
+        else:
+            raise UnavailableError(
+                f"deployment {deployment_id} has no ready replica ({status.get('state', 'Processing')})"
+            )
+    try:
+        answer = httpx.post(f"{base}/api/model/invoke", json=body, headers=headers, timeout=60, trust_env=False)
+    except httpx.TransportError as exc:
+        raise UnavailableError(f"cannot reach {base}: {exc}") from None
+    if answer.is_error:
+        raise BadRequestError(f"the model answered {answer.status_code}: {answer.text[:2000]}")
+    click.echo(answer.text)
+
+
+def _era_b(payload: str) -> dict[str, Any]:
+    """``{columns, data}`` from what ``--json`` holds (that form, a list of records, or one record)."""
+    try:
+        data: Any = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"--json is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and "columns" in data and "data" in data:
+        return data
+    records = [data] if isinstance(data, dict) else data
+    if not isinstance(records, list) or not records or not all(isinstance(r, dict) for r in records):
+        raise BadRequestError("--json must be {columns, data}, a non-empty list of objects, or an object")
+    columns = list(records[0])
+    return {"columns": columns, "data": [[record.get(c) for c in columns] for record in records]}

@@ -16,7 +16,7 @@ import click
 
 from legion.cli.config import ClientSettings, read_config, resolve, save_context, write_config
 from legion.cli.output import render
-from legion.cli.waiting import timeout_option, wait_for_deployment, wait_option
+from legion.cli.waiting import timeout_option, wait_for, wait_option
 from legion.client import LegionClient
 from legion.core.errors import InvalidInputError, LegionError
 from legion.core.resources import KindInfo, find_kind, load_documents, parse_resource
@@ -94,11 +94,12 @@ def _read_text(path: Path) -> str:
 @click.option("--url", required=True, help="Management API URL, e.g. http://127.0.0.1:5080.")
 @click.option("--token", default=None, help="API token (see `legion api token`).")
 @click.option("--context", "name", default="default", show_default=True, help="Name to save this context under.")
-def login(url: str, token: str | None, name: str) -> None:
+@click.option("--gateway", default=None, help="Gateway URL that `legion model invoke` calls through.")
+def login(url: str, token: str | None, name: str, gateway: str | None) -> None:
     """Check that the API answers with this token, then save it as the current context."""
     with LegionClient(url, token) as session:
         session.list("/model/deployment", size=1)
-    save_context(ClientSettings().config_file, name, url, token)
+    save_context(ClientSettings().config_file, name, url, token, gateway)
     click.echo(f"logged in to {url} as context {name!r}")
 
 
@@ -185,8 +186,7 @@ def apply(path: str, wait: bool, timeout: float) -> None:
         click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
         if wait:
             for document in documents:
-                if find_kind(document["kind"]).name == "ModelDeployment":
-                    wait_for_deployment(session, str(document["id"]), timeout)
+                wait_for(session, find_kind(document["kind"]).name, str(document["id"]), timeout)
 
 
 @click.command()
@@ -230,4 +230,18 @@ def token_create(models: tuple[str, ...], expires_in: float | None, fmt: str) ->
         render([issued], fmt, [], click.echo, single=True)
 
 
-COMMANDS = [login, config, get, describe, create, apply, delete, token]
+@click.command()
+@click.argument("kind")
+@click.argument("resource_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the job ends.")
+def logs(kind: str, resource_id: str, follow: bool) -> None:
+    """Print the log of a training or packaging (``train``/``pack``)."""
+    info = find_kind(kind)
+    if info.name not in ("ModelTraining", "ModelPackaging"):
+        raise InvalidInputError(f"{info.name} objects have no log here; trainings (train) and packagings (pack) do")
+    with client() as session:
+        for line in session.log_lines(info.path, resource_id, follow=follow):
+            click.echo(line)
+
+
+COMMANDS = [login, config, get, describe, create, apply, delete, logs, token]

@@ -10,7 +10,7 @@ Every answer that is not a success becomes the ``LegionError`` subclass of its s
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -116,6 +116,21 @@ class LegionClient:
 
     def delete(self, path: str, resource_id: str) -> None:
         self.request("DELETE", f"{path}/{resource_id}")
+
+    def log_lines(self, path: str, resource_id: str, *, follow: bool = False) -> Iterator[str]:
+        """The lines of a training's or packaging's log; with ``follow``, new ones until the job ends."""
+        url = f"{API_PREFIX}{path}/{resource_id}/log"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None) if follow else self._http.timeout
+        try:
+            with self._http.stream(
+                "GET", url, params={"follow": "true" if follow else "false"}, timeout=timeout
+            ) as answer:
+                if answer.is_error:
+                    answer.read()
+                    raise error_from(answer)
+                yield from answer.iter_lines()
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach the Legion API at {self.url}: {exc}") from None
 
     # --- tokens and models ----------------------------------------------------------------------------
     def model_token(self, models: builtins.list[dict[str, str]], expires_in_s: float | None = None) -> dict[str, Any]:
