@@ -47,7 +47,8 @@ def make_runtime(settings: ApiSettings) -> Runtime | None:
     if settings.runtime == "local":
         from legion.api.runtime.local import LocalRuntime  # noqa: PLC0415  # only when chosen
 
-        return LocalRuntime(settings.data_dir / "runtime")
+        # a relative image is a path in the data directory: models/<artifact> or packages/<packaging id>
+        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir)
     return None
 
 
@@ -126,6 +127,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         finally:
             stop.set()
             await task
+            if settings.stop_replicas_on_exit:
+                await runtime.stop_all()
             await runtime.close()
 
     app = FastAPI(

@@ -46,8 +46,14 @@ def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) 
     router = APIRouter(prefix="/api/v1/model", tags=["models"])
 
     def deployments_of(version: ModelVersion) -> list[str]:
-        found = store.list("ModelDeployment", size=1000).items
-        return sorted(d.id for d in found if d.spec.get("image") == version.artifact_uri)
+        """The deployments that serve the version (by what their replicas report) or name its artifact."""
+        serving = (version.name, version.version)
+        return sorted(
+            d.id
+            for d in store.all("ModelDeployment")
+            if (d.status.get("modelName"), d.status.get("modelVersion")) == serving
+            or d.spec.get("image") == version.artifact_uri
+        )
 
     @router.get("", summary="List model versions")
     def list_models(name: str | None = None, who: Caller = Depends(caller)) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 
@@ -23,6 +24,8 @@ def run(
     log_format: LogFormat = "text",
 ) -> int:
     configure_logging(log_level, log_format)
+    if log_level != "debug":  # one line per health probe of every replica says nothing
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     sock = bind(settings.host, settings.port)
     app = create_app(settings)
     announce(f"listening on {url_of(sock)}")

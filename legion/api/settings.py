@@ -42,6 +42,8 @@ class ApiSettings(LegionSettings):
     """Where deployments run: ``local`` processes, ``memory`` (a fake, for tests) or ``none`` (store only)."""
     resync_s: float = Field(default=10.0, gt=0)
     """How often the reconcile loop re-checks converged deployments (and polls for other writers)."""
+    stop_replicas_on_exit: bool = False
+    """Stop every replica when the API stops (``legion up`` does; by default they run on and a restart adopts them)."""
     scale_to_zero_idle_s: float = Field(default=300.0, gt=0)
     """How long a ``minReplicas: 0`` deployment keeps the replica a request woke, after the last such request."""
 

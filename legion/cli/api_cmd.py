@@ -28,11 +28,13 @@ def _settings(**values: Any) -> Any:
 @click.option("--dev", is_flag=True, default=None, help="Turn authentication OFF (laptop only).")
 @click.option("--runtime", type=click.Choice(["none", "memory", "local"]), default=None,
               help="Where deployments run (default: local processes).")  # fmt: skip
+@click.option("--stop-replicas-on-exit", is_flag=True, default=None, help="Stop every replica when the API stops.")
 @click.pass_context
 def api(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, database_url: str | None,
-        dev: bool | None, runtime: str | None) -> None:  # fmt: skip
+        dev: bool | None, runtime: str | None, stop_replicas_on_exit: bool | None) -> None:  # fmt: skip
     """Run the management API (resources, tokens, the model registry)."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev, runtime=runtime)
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev, runtime=runtime,
+                         stop_replicas_on_exit=stop_replicas_on_exit)  # fmt: skip
     ctx.obj = {**(ctx.obj or {}), "api_settings": settings}
     if ctx.invoked_subcommand is None:
         from legion.api.runner import run  # noqa: PLC0415

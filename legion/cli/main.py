@@ -10,6 +10,7 @@ from legion.cli.model import model
 from legion.cli.resources import COMMANDS
 from legion.cli.serve import serve
 from legion.cli.shortcuts import SHORTCUTS
+from legion.cli.up import up
 from legion.core.errors import LegionError
 from legion.core.logs import LogFormat, configure_logging
 
@@ -43,6 +44,7 @@ cli.add_command(api)
 for command in [*COMMANDS, *SHORTCUTS]:
     cli.add_command(command)
 cli.add_command(model)
+cli.add_command(up)
 
 
 def main() -> None:

@@ -38,8 +38,9 @@ def model(tmp_path: Path) -> Path:
 
 
 class Journey:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, deployment: str = "doubler") -> None:
         self.data_dir = data_dir
+        self.deployment_id = deployment
         self.server: ServerProcess | None = None
         self.token = ""
 
@@ -59,7 +60,7 @@ class Journey:
         return CliRunner(env=env).invoke(cli, list(args))
 
     def deployment(self) -> dict[str, object]:
-        result = self.legion("get", "dep", "doubler", "-o", "json")
+        result = self.legion("get", "dep", self.deployment_id, "-o", "json")
         assert result.exit_code == 0, result.output
         document: dict[str, object] = json.loads(result.stdout)
         return document
@@ -70,7 +71,7 @@ class Journey:
         return status
 
     def pids(self) -> list[int]:
-        state = self.data_dir / "runtime" / "deployments" / "doubler" / "state.json"
+        state = self.data_dir / "runtime" / "deployments" / self.deployment_id / "state.json"
         if not state.exists():
             return []
         return sorted(r["pid"] for r in json.loads(state.read_text())["replicas"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,10 +25,11 @@ def test_readme_names_the_two_commands() -> None:
 
 
 @pytest.mark.slow
-def test_quickstart_serves_census_and_its_curl_answers() -> None:
+def test_quickstart_runs_the_platform_and_its_curl_answers(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        ["bash", "scripts/quickstart.sh", "--port", "0"],
+        ["bash", "scripts/quickstart.sh", "--port", "0", "--data-dir", str(tmp_path / "legion")],
         cwd=ROOT,
+        env={**os.environ, "LEGION_CONFIG_FILE": str(tmp_path / "config.yaml")},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -44,7 +47,9 @@ def test_quickstart_serves_census_and_its_curl_answers() -> None:
             seen.append(line)
             if line.strip().startswith("curl "):
                 curl = line.strip()
-        assert re.search(r"listening on http://127\.0\.0\.1:\d+", "".join(seen))
+        assert re.search(r"management API: http://127\.0\.0\.1:\d+", "".join(seen))
+        assert "ModelTraining census-income: succeeded" in "".join(seen)
+        assert "census-income: Ready 2/2" in "".join(seen)
         answer = None
         for _ in range(600):  # the model loads in the background: retry until it answers or 60 s pass
             done = subprocess.run(
@@ -59,9 +64,12 @@ def test_quickstart_serves_census_and_its_curl_answers() -> None:
         assert answer["columns"] == ["<=50K", ">50K"]
         assert abs(sum(answer["prediction"][0]) - 1.0) < 1e-9
     finally:
-        import os
-
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(60)
+        process.wait(90)
         reader.join(5)
         process.stdout.close()
+    # Ctrl-C stops the replicas too: the URL of the curl refuses connections
+    url = re.search(r"http://127\.0\.0\.1:\d+", curl or "")
+    assert url is not None
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url[0]}/healthcheck", timeout=5)

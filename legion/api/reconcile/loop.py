@@ -56,7 +56,7 @@ class Reconciler:
         self.resync_s = resync_s
         self.progress_s = progress_s
         self.max_backoff_s = max_backoff_s
-        self.deployments = DeploymentController(runtime, progress_s=progress_s, idle_s=idle_s)
+        self.deployments = DeploymentController(runtime, progress_s=progress_s, idle_s=idle_s, store=store)
         self._controllers: dict[str, Controller] = {self.deployments.kind: self.deployments}
         self._on_status = on_status
         self._limit = asyncio.Semaphore(concurrency)

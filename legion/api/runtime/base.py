@@ -68,6 +68,10 @@ class Runtime(Protocol):
         """What runs for the deployment, or None if nothing does; changes nothing."""
         ...
 
+    async def stop_all(self) -> bool:
+        """Stop every replica of every deployment (the specs stay in the database); True once all are gone."""
+        ...
+
     async def close(self) -> None:
         """Release what the runtime holds in this process (replicas keep running: a restart adopts them)."""
         ...

@@ -62,6 +62,10 @@ class MemoryRuntime:
         deployment = self._deployments.get(deployment_id)
         return None if deployment is None else self._observe(deployment, deployment_id)
 
+    async def stop_all(self) -> bool:
+        self._deployments.clear()
+        return True
+
     async def close(self) -> None:
         return None
 

@@ -1,0 +1,166 @@
+"""``legion up``: the whole platform on this machine, with an example model deployed and answering.
+
+It starts ``legion api`` (SQLite in the data directory, the local runtime, auth on unless ``--dev``) as a child
+process, saves a ``local`` CLI context for it, applies the manifests (by default the census example: training →
+packaging → deployment), waits for each object in file order, and prints a ready-to-paste ``curl``. Ctrl-C (or
+SIGTERM) stops the API and the replicas it started; the objects stay in the database, so the next ``legion up``
+brings the same deployments back without training again.
+
+The services are child processes reached over HTTP, as any other client reaches them; this command imports no
+service package.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from legion.cli.config import ClientSettings, save_context
+from legion.cli.resources import read_file
+from legion.cli.waiting import wait_for
+from legion.client import LegionClient
+from legion.core.errors import InvalidInputError, UnavailableError
+from legion.core.resources import find_kind
+
+EXAMPLE = Path("examples/census_income/legion.yaml")
+START_TIMEOUT_S = 120.0
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=Path.home() / ".legion", show_default=True,
+              help="Database, keys, models and packages.")  # fmt: skip
+@click.option("--port", type=int, default=5080, show_default=True, help="API port (0 picks a free one).")
+@click.option("-f", "--filename", "manifests", multiple=True, help=f"Manifests to apply (default: {EXAMPLE}).")
+@click.option("--dev", is_flag=True, help="Authentication OFF (laptop only).")
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for each object.")
+def up(data_dir: Path, port: int, manifests: tuple[str, ...], dev: bool, timeout: float) -> None:
+    """Run the platform locally and deploy the example (or the given manifests); Ctrl-C stops it."""
+    files = list(manifests) or ([str(EXAMPLE)] if EXAMPLE.is_file() else [])
+    if not files:
+        raise InvalidInputError(f"no manifests given and no {EXAMPLE} here; run from the repository root or pass -f")
+    documents = [d for path in files for d in read_file(path)]
+    api = _start_api(data_dir, port, dev)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        url = api.url
+        token = None if dev else _token(data_dir)
+        save_context(ClientSettings().config_file, "local", url, token)
+        click.echo(f"management API: {url}  (CLI context 'local' saved{'; AUTH OFF' if dev else ''})")
+        with LegionClient(url, token) as session:
+            deployed = _apply(session, documents, timeout)
+            for deployment in deployed:
+                _print_call(session, deployment, token)
+        click.echo("the platform runs; Ctrl-C stops it", err=True)
+        api.process.wait()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        api.stop()
+    if not stopping.is_set() and api.process.returncode not in (0, -signal.SIGTERM):
+        raise UnavailableError(f"the management API exited with status {api.process.returncode}")
+
+
+class _Api:
+    """The ``legion api`` child: its URL once it listens, its output passed through."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self._url: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("listening on ") and not self._url:
+                self._url.append(line.removeprefix("listening on ").strip())
+                self._ready.set()
+            else:
+                click.echo(f"[api] {line.rstrip()}", err=True)
+        self._ready.set()
+
+    @property
+    def url(self) -> str:
+        if not self._ready.wait(START_TIMEOUT_S) or not self._url:
+            raise UnavailableError(f"the management API did not start (exit status {self.process.poll()})")
+        return self._url[0]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _start_api(data_dir: Path, port: int, dev: bool) -> _Api:
+    command = [sys.executable, "-m", "legion", "api", "--port", str(port), "--data-dir", str(data_dir),
+               "--runtime", "local", "--stop-replicas-on-exit", *(["--dev"] if dev else [])]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return _Api(process)
+
+
+def _token(data_dir: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "legion", "api", "--data-dir", str(data_dir), "token", "--role", "admin",
+         "--subject", "legion-up", "--expires-in", str(30 * 24 * 3600)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise UnavailableError(f"cannot sign an API token: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def _apply(session: LegionClient, documents: list[dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
+    """Apply each document and wait for it before the next; the deployments, as they are once ready."""
+    deployed = []
+    for document in documents:
+        info = find_kind(document["kind"])
+        outcome, _ = session.apply(info.path, document)
+        click.echo(f"{info.name} {document['id']} {outcome}")
+        ready = wait_for(session, info.name, str(document["id"]), timeout_s)
+        if info.name == "ModelDeployment" and ready is not None:
+            deployed.append(ready)
+    return deployed
+
+
+def _print_call(session: LegionClient, deployment: dict[str, Any], token: str | None) -> None:
+    status = deployment.get("status", {})
+    url = (status.get("endpoints") or [status.get("serviceURL")])[0]
+    body = _example(session, status.get("modelName"), status.get("modelVersion"))
+    click.echo(f"deployment {deployment['id']}: {status.get('modelName')}:{status.get('modelVersion')} "
+               f"with {status.get('availableReplicas')} replicas")  # fmt: skip
+    if url and body:
+        data = shlex.quote(json.dumps(body, separators=(",", ":")))
+        click.echo(f"curl -s -X POST {url}/api/model/invoke -H 'Content-Type: application/json' -d {data}")
+    click.echo(f"or: legion model invoke {deployment['id']} --json '<{{columns, data}} or a record>'")
+
+
+def _example(session: LegionClient, name: str | None, version: str | None) -> dict[str, Any] | None:
+    """The example row saved with the model (in its manifest in the registry)."""
+    if not name:
+        return None
+    for model in session.models(name):
+        if model["version"] == version:
+            endpoints = model.get("manifest", {}).get("endpoints", {})
+            endpoint: dict[str, Any] = endpoints.get("default") or next(iter(endpoints.values()), {})
+            example: dict[str, Any] | None = endpoint.get("example")
+            return example
+    return None
