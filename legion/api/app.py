@@ -21,7 +21,7 @@ from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.keys import load_keys
-from legion.api.logs_routes import logs_router
+from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.reconcile import Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
@@ -150,7 +150,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
     app.include_router(registry_router(registry, store, caller))
-    app.include_router(logs_router(store, jobs, caller))
+    app.include_router(logs_router(store, jobs, caller, runtime if isinstance(runtime, ReplicaLogs) else None))
 
     app.include_router(
         routing_router(store, revocations, signal, caller, reconciler.demand if reconciler else lambda _: None)

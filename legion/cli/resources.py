@@ -235,10 +235,10 @@ def token_create(models: tuple[str, ...], expires_in: float | None, fmt: str) ->
 @click.argument("resource_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the job ends.")
 def logs(kind: str, resource_id: str, follow: bool) -> None:
-    """Print the log of a training or packaging (``train``/``pack``)."""
+    """Print the log of a training, packaging or deployment (``train``/``pack``/``dep``: its replicas' output)."""
     info = find_kind(kind)
-    if info.name not in ("ModelTraining", "ModelPackaging"):
-        raise InvalidInputError(f"{info.name} objects have no log here; trainings (train) and packagings (pack) do")
+    if info.name not in ("ModelTraining", "ModelPackaging", "ModelDeployment"):
+        raise InvalidInputError(f"{info.name} objects have no log; trainings, packagings and deployments do")
     with client() as session:
         for line in session.log_lines(info.path, resource_id, follow=follow):
             click.echo(line)

@@ -160,6 +160,10 @@ def test_a_training_from_git_is_registered_packaged_and_deployed(
     answer = httpx.post(f"{endpoint}/api/model/invoke", json={"columns": ["a"], "data": [[4]]})
     assert answer.json()["prediction"] == [[41]]
 
+    replica_log = httpx.get(f"{server.url}/api/v1/model/deployment/scaled/log", headers=headers)
+    assert replica_log.status_code == 200
+    assert f"[replica-1] listening on {endpoint}" in replica_log.text.splitlines()
+
 
 def test_a_failing_training_ends_failed_with_its_exit_code_and_log(
     api: tuple[ServerProcess, dict[str, str]], setup: None

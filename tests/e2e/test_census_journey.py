@@ -48,6 +48,10 @@ def test_census_from_its_training_yaml_to_a_deployment_that_answers(journey: Jou
 
     log = journey.legion("logs", "train", "census-income")
     assert log.exit_code == 0 and "held-out accuracy" in log.stdout
+    replicas = journey.legion("logs", "dep", "census-income")
+    assert {line.split("]")[0] for line in replicas.stdout.splitlines()} == {"[replica-1", "[replica-2"}
+    no_log = journey.legion("logs", "conn", "census-data")
+    assert no_log.exit_code == 2 and "Connection objects have no log" in no_log.output
 
     assert journey.ready_with(2)
     request = json.loads((ROOT / "examples" / "census_income" / "request.json").read_text())

@@ -394,6 +394,16 @@ class LocalRuntime:
         state.next_replica += 1
         return number
 
+    def replica_logs(self, deployment_id: str) -> list[tuple[str, Path, int]]:
+        """``(label, log file, offset of this run)`` of each replica the deployment has now (for ``legion logs``)."""
+        state = self._load(deployment_id)
+        if state is None:
+            return []
+        return [
+            (f"replica-{r.number}", self._log_path(deployment_id, r), r.log_offset)
+            for r in sorted(state.replicas, key=lambda r: r.number)
+        ]
+
     def _log_path(self, deployment_id: str, replica: _Replica) -> Path:
         return self._directory(deployment_id) / f"replica-{replica.number}.log"
 
