@@ -1,0 +1,83 @@
+"""``Shipper``: a thread that moves records from a ``DiskBuffer`` to a ``Sink``, at least once.
+
+It reads a batch from the buffer's cursor, hands it to the sink and commits the cursor only when the sink took it;
+a failing sink is retried with backoff (``retry_s`` doubling up to ``max_retry_s``) while the buffer keeps taking
+records, so an unreachable sink buffers and then delivers. ``stop`` delivers what it can within its deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from legion.feedback.buffer import DiskBuffer
+from legion.feedback.sinks import Sink
+
+log = logging.getLogger(__name__)
+
+
+class Shipper:
+    """``Shipper(buffer, sink).start()``; ``stop()`` on shutdown."""
+
+    def __init__(
+        self,
+        buffer: DiskBuffer,
+        sink: Sink,
+        *,
+        batch_records: int = 1000,
+        idle_s: float = 0.5,
+        retry_s: float = 0.2,
+        max_retry_s: float = 10.0,
+    ) -> None:
+        self.buffer = buffer
+        self.sink = sink
+        self.batch_records = batch_records
+        self.idle_s = idle_s
+        self.retry_s = retry_s
+        self.max_retry_s = max_retry_s
+        self.delivered = 0
+        self.failures = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"legion-shipper-{sink.name}", daemon=True)
+        buffer.notify(self._wake)
+
+    def start(self) -> Shipper:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Deliver what is buffered (within ``timeout_s``), then stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def ship_once(self) -> int:
+        """Deliver one batch; how many records went (0: nothing to do). Raises what the sink raised."""
+        records, position = self.buffer.read(self.batch_records)
+        if records:
+            self.sink.deliver(records)
+            self.delivered += len(records)
+        if records or position != self.buffer.cursor:
+            self.buffer.commit(position)
+        return len(records)
+
+    def _run(self) -> None:
+        delay = self.retry_s
+        while True:
+            try:
+                shipped = self.ship_once()
+                delay = self.retry_s
+            except Exception as exc:  # any sink failure: keep the records, try again later
+                self.failures += 1
+                log.warning("%s sink failed (%s); retrying in %.1f s", self.sink.name, exc, delay)
+                if self._stop.wait(delay):
+                    return
+                delay = min(delay * 2, self.max_retry_s)
+                continue
+            if shipped:
+                continue
+            if self._stop.is_set():
+                return
+            self._wake.wait(self.idle_s)
+            self._wake.clear()

@@ -1,0 +1,146 @@
+"""The on-disk buffer and the shipper: order, segments, bounds, a kill -9 mid-stream, a sink that fails then works."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from legion.feedback import records
+from legion.feedback.buffer import DiskBuffer, Position
+from legion.feedback.shipper import Shipper
+from legion.feedback.sinks import LocalSink, record_key
+from tests.support.server import wait_until
+
+
+def record(i: int, time: str = "2026-11-25T13:05:00+00:00") -> dict[str, Any]:
+    return records.response_body(request_id=f"r{i}", model_name="census", model_version="1.0", body=[i], time=time)
+
+
+def sunk(root: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for path in sorted(root.rglob("*.json")) for line in path.read_text().splitlines()]
+
+
+def test_records_come_back_in_order_across_segments_and_a_reopen(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path, segment_bytes=300)
+    for i in range(20):
+        assert buffer.append(record(i))
+    assert len(list((tmp_path / "segments").iterdir())) > 3, "small segments rotate"
+    got, position = buffer.read(max_records=7)
+    assert [r["request_id"] for r in got] == [f"r{i}" for i in range(7)]
+    buffer.commit(position)
+    buffer.close()
+
+    again = DiskBuffer(tmp_path, segment_bytes=300)  # a new process: resumes at the cursor, writes a new segment
+    again.append(record(20))
+    rest, end = again.read(max_records=100)
+    assert [r["request_id"] for r in rest] == [f"r{i}" for i in range(7, 21)]
+    again.commit(end)
+    assert again.read()[0] == [] and again.pending_bytes == 0
+    assert len(list((tmp_path / "segments").iterdir())) == 1, "delivered segments are deleted"
+
+
+def test_a_full_buffer_drops_new_records_and_counts_them(tmp_path: Path) -> None:
+    line = len(json.dumps(record(0), separators=(",", ":"))) + 1
+    buffer = DiskBuffer(tmp_path, max_bytes=3 * line)
+    assert [buffer.append(record(i)) for i in range(5)] == [True, True, True, False, False]
+    assert buffer.dropped == 2
+    got, position = buffer.read()
+    buffer.commit(position)
+    assert buffer.append(record(9)), "delivering makes room again"
+    assert [r["request_id"] for r in got] == ["r0", "r1", "r2"]
+
+
+def test_the_local_sink_uses_legions_layout(tmp_path: Path) -> None:
+    LocalSink(tmp_path, writer=3).deliver([record(1), record(2, time="2026-01-02T23:59:59+00:00")])
+    paths = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json"))
+    assert paths == [
+        "model_log/response_body/census/1.0/year=2026/month=01/day=02/2026010223_3.json",
+        "model_log/response_body/census/1.0/year=2026/month=11/day=25/2026112513_3.json",
+    ]
+    assert record_key(record(1), 0).endswith("2026112513_0.json")
+
+
+class FlakySink:
+    """A sink that fails its first ``failures`` deliveries, then writes to a LocalSink."""
+
+    name = "flaky"
+
+    def __init__(self, root: Path, failures: int) -> None:
+        self.inner = LocalSink(root)
+        self.failures = failures
+
+    def deliver(self, batch: list[dict[str, Any]]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("sink unreachable")
+        self.inner.deliver(batch)
+
+
+def test_an_unreachable_sink_buffers_then_delivers_everything(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path / "buffer", segment_bytes=1000)
+    shipper = Shipper(buffer, FlakySink(tmp_path / "sink", failures=3), retry_s=0.01).start()
+    try:
+        for i in range(500):
+            buffer.append(record(i))
+        wait_until(lambda: shipper.delivered >= 500, 30, "every record to be delivered")
+    finally:
+        shipper.stop()
+    assert shipper.failures == 3
+    assert sorted(r["request_id"] for r in sunk(tmp_path / "sink")) == sorted(f"r{i}" for i in range(500))
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from legion.feedback import records
+from legion.feedback.buffer import DiskBuffer
+
+buffer = DiskBuffer(Path(sys.argv[1]), segment_bytes=4096)
+i = 0
+while True:
+    buffer.append(records.response_body(request_id=f"r{i}", model_name="m", model_version="1", body=[i]))
+    print(i, flush=True)  # acknowledged: like a 200 sent after the record was appended
+    i += 1
+"""
+
+
+def test_a_killed_writer_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(tmp_path / "buffer")], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None
+    acknowledged: list[int] = []
+    reader = threading.Thread(target=lambda: acknowledged.extend(int(line) for line in writer.stdout))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_until(lambda: len(acknowledged) >= 3000, 60, "the writer to append 3000 records")
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+        reader.join(10)
+        writer.stdout.close()
+    buffer = DiskBuffer(tmp_path / "buffer")
+    shipper = Shipper(buffer, LocalSink(tmp_path / "sink"))
+    while shipper.ship_once():
+        pass
+    delivered = {r["request_id"] for r in sunk(tmp_path / "sink")}
+    missing = [i for i in acknowledged if f"r{i}" not in delivered]
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
+    assert buffer.cursor > Position(0, 0)
+
+
+@pytest.mark.parametrize("name", ["Authorization", "cookie", "X-API-Key"])
+def test_credentials_never_enter_a_record(name: str) -> None:
+    made = records.request_response(
+        request_id="r", model_name="m", model_version="1", endpoint="default", method="POST", path="/x",
+        headers={name: "secret-value", "Content-Type": "application/json"}, request_body={}, status=200, latency_s=0.1,
+    )  # fmt: skip
+    assert "secret-value" not in json.dumps(made)
+    assert made["request_http_headers"] == {"content-type": "application/json"}
