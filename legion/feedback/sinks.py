@@ -8,12 +8,14 @@ Legion's layout, kept so that existing downstream jobs keep working::
 
     model_log/<tag>/<model>/<version>/year=YYYY/month=MM/day=DD/<YYYYmmddHH>_<i>.json    (JSON lines)
 
-``<i>`` is the writer's number (``writer``), so several shippers never write the same file.
+``<i>`` is the writer's number (``writer``), so several shippers never write the same file. Sinks: ``LocalSink``
+(the default), ``S3Sink`` (boto3) and ``FluentdSink`` (the forward protocol); the last two need the ``sinks`` extra.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,3 +74,74 @@ class LocalSink:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
+
+
+class S3Sink:
+    """One object per (layout file, batch) in ``bucket`` under ``prefix``; S3 cannot append, so ``<i>`` is
+    ``<writer>-<nanoseconds>``, unique and increasing per writer. ``client`` is a boto3 S3 client (its endpoint,
+    region and credentials come from the Connection that configures the sink)."""
+
+    name = "s3"
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "", writer: int = 0) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.writer = writer
+
+    @classmethod
+    def from_settings(
+        cls,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        key_id: str | None = None,
+        key_secret: str | None = None,
+        writer: int = 0,
+    ) -> S3Sink:
+        import boto3  # noqa: PLC0415  # only an S3 sink needs it (the ``sinks`` extra)
+
+        client = boto3.client(
+            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
+            aws_access_key_id=key_id, aws_secret_access_key=key_secret,
+        )  # fmt: skip
+        return cls(client, bucket, prefix, writer)
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        batch = time.time_ns()
+        grouped: dict[str, list[bytes]] = defaultdict(list)
+        for record in records:
+            grouped[record_key(record, self.writer)].append(orjson.dumps(record) + b"\n")
+        for key, lines in grouped.items():
+            name = key.removesuffix(f"_{self.writer}.json") + f"_{self.writer}-{batch}.json"
+            self.client.put_object(
+                Bucket=self.bucket, Key=f"{self.prefix}/{name}" if self.prefix else name, Body=b"".join(lines)
+            )
+
+
+class FluentdSink:
+    """Fluentd's forward protocol (``fluent-logger``): each record is sent with the tag ``<tag_prefix>.<tag>`` and
+    its time; a batch that cannot be sent whole raises (and comes again)."""
+
+    name = "fluentd"
+
+    def __init__(self, host: str, port: int = 24224, tag_prefix: str = "legion", timeout_s: float = 3.0) -> None:
+        self.host = host
+        self.port = port
+        self.tag_prefix = tag_prefix
+        self.timeout_s = timeout_s
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        from fluent import sender  # noqa: PLC0415  # only a Fluentd sink needs it (the ``sinks`` extra)
+
+        client = sender.FluentSender(self.tag_prefix, host=self.host, port=self.port, timeout=self.timeout_s)
+        try:
+            for record in records:
+                if not client.emit_with_time(
+                    str(record.get("tag", "unknown")), _moment(record.get("time")).timestamp(), record
+                ):
+                    raise ConnectionError(f"fluentd at {self.host}:{self.port}: {client.last_error}")
+        finally:
+            client.close()
