@@ -17,57 +17,30 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry, StatusWriter
+from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
+from legion.api.reconcile.outcomes import Done, Outcome, Retry, StatusWriter
 from legion.api.resources_routes import stored_resource
-from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
-from legion.api.runtime.jobs import PACKAGINGS, LocalJobs
+from legion.api.runtime.base import PermanentRuntimeError
+from legion.api.runtime.jobs import PACKAGINGS, JobObservation, LocalJobs
 from legion.api.storage import ResourceStore, StoredResource
-from legion.core.errors import NotFoundError
 from legion.core.resources import ModelPackaging, PackagingIntegration
 
-ENDED: Final = frozenset({"succeeded", "failed"})
 WAIT_FOR_ARTIFACT_S: Final = 2.0
 
 
-class PackagingController:
+class PackagingController(JobController):
     kind = "ModelPackaging"
-    deleting_state: str | None = None
+    job_kind = PACKAGINGS
+    products = "results"
 
     def __init__(
         self, store: ResourceStore, jobs: LocalJobs, *, models_dir: Path, packages_dir: Path, poll_s: float = 1.0
     ) -> None:
-        self.store = store
-        self.jobs = jobs
+        super().__init__(store, jobs, poll_s=poll_s)
         self.models_dir = models_dir
         self.packages_dir = packages_dir
-        self.poll_s = poll_s
 
-    async def remove(self, ident: str) -> bool:
-        try:
-            await self.jobs.delete_training(ident, PACKAGINGS)
-        except TemporaryRuntimeError:
-            return False
-        return True
-
-    async def converge(self, stored: StoredResource, write: StatusWriter) -> Outcome:
-        status = stored.status
-        run_of = status.get("observedGeneration")
-        if run_of == stored.generation and status.get("state") in ENDED:
-            return Done()
-        if run_of is not None and run_of != stored.generation:
-            if not await self.remove(stored.id):
-                return Retry(self.poll_s)
-            await write(stored, state="scheduling", exitCode=None, processId=None, results=[], message=None)
-            stored = await asyncio.to_thread(self.store.get, self.kind, stored.id)
-        observation = await self.jobs.observe(stored.id, PACKAGINGS)
-        if observation is None:
-            return await self._start(stored, write)
-        if observation.state == "running":
-            await write(stored, state="running", processId=observation.pid)
-            return Retry(self.poll_s)
-        if observation.state == "failed":
-            await write(stored, state="failed", exitCode=observation.exit_code, reason=observation.reason)
-            return Failed(observation.reason or "failed")
+    async def _finish(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
         assert observation.model_dir is not None
         target = self.packages_dir / stored.id
         await asyncio.to_thread(_replace_tree, observation.model_dir, target)
@@ -97,12 +70,9 @@ class PackagingController:
             argv = ["-m", "legion", *command[1:], str(artifact), "{output}"]
             env = {"LEGION_PACKAGING_ID": stored.id, "LEGION_PACKAGING_ARGUMENTS": json.dumps(spec.arguments)}
             await self.jobs.start_packaging(stored.id, argv, env)
-        except (PermanentRuntimeError, NotFoundError) as exc:
-            reason = exc.reason if isinstance(exc, PermanentRuntimeError) else exc.detail
-            await write(stored, state="failed", reason=reason, observedGeneration=stored.generation, message=None)
-            return Failed(reason)
-        await write(stored, state="running", observedGeneration=stored.generation, message=None)
-        return Retry(self.poll_s)
+        except STARTUP_ERRORS as exc:
+            return await self._not_started(stored, write, exc)
+        return await self._started(stored, write)
 
 
 def _replace_tree(source: Path, target: Path) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Final
 
-from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry, StatusWriter
+from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
+from legion.api.reconcile.outcomes import Done, Failed, Outcome, StatusWriter
 from legion.api.resources_routes import stored_resource
-from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
-from legion.api.runtime.jobs import JobObservation, LocalJobs
+from legion.api.runtime.base import PermanentRuntimeError
+from legion.api.runtime.jobs import TRAININGS, JobObservation, LocalJobs
 from legion.api.runtime.sources import bind_data, prepare_source
 from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
 from legion.core.errors import ConflictError, NotFoundError
@@ -34,17 +34,16 @@ from legion.core.resources import (
 )
 from legion.model import Manifest
 
-ENDED: Final = frozenset({"succeeded", "failed"})
-
 
 def artifact_name(spec: ModelTrainingSpec) -> str:
     """What a training's model is called among the artifacts (and in a ModelPackaging's ``artifactName``)."""
     return f"{spec.model.name}-{spec.model.version}"
 
 
-class TrainingController:
+class TrainingController(JobController):
     kind = "ModelTraining"
-    deleting_state: str | None = None
+    job_kind = TRAININGS
+    products = "artifacts"
 
     def __init__(
         self,
@@ -57,42 +56,17 @@ class TrainingController:
         local_root: Path,
         poll_s: float = 1.0,
     ) -> None:
-        self.store = store
+        super().__init__(store, jobs, poll_s=poll_s)
         self.registry = registry
-        self.jobs = jobs
         self.sources_dir = work_dir / "sources"
         self.models_dir = models_dir
         self.local_root = local_root
-        self.poll_s = poll_s
 
     async def remove(self, ident: str) -> bool:
-        try:
-            await self.jobs.delete_training(ident)
-        except TemporaryRuntimeError:
+        if not await super().remove(ident):
             return False
         await asyncio.to_thread(shutil.rmtree, self.sources_dir / ident, True)
         return True
-
-    async def converge(self, stored: StoredResource, write: StatusWriter) -> Outcome:
-        status = stored.status
-        run_of = status.get("observedGeneration")
-        if run_of == stored.generation and status.get("state") in ENDED:
-            return Done()
-        if run_of is not None and run_of != stored.generation:  # the spec changed: run it again
-            if not await self.remove(stored.id):
-                return Retry(self.poll_s)
-            await write(stored, state="scheduling", exitCode=None, processId=None, artifacts=[], message=None)
-            stored = await asyncio.to_thread(self.store.get, self.kind, stored.id)
-        observation = await self.jobs.observe_training(stored.id)
-        if observation is None:
-            return await self._start(stored, write)
-        if observation.state == "running":
-            await write(stored, state="running", processId=observation.pid)
-            return Retry(self.poll_s)
-        if observation.state == "failed":
-            await write(stored, state="failed", exitCode=observation.exit_code, reason=observation.reason)
-            return Failed(observation.reason or "failed")
-        return await self._register(stored, observation, write)
 
     async def _start(self, stored: StoredResource, write: StatusWriter) -> Outcome:
         resource = stored_resource(stored)
@@ -109,15 +83,10 @@ class TrainingController:
             given = {e.name for e in spec.envs}
             run_spec = spec.model_copy(update={"envs": [e for e in extra if e.name not in given] + spec.envs})
             await self.jobs.start_training(stored.id, run_spec, source_dir=source, git_commit=commit)
-        except (PermanentRuntimeError, NotFoundError) as exc:
-            reason = exc.reason if isinstance(exc, PermanentRuntimeError) else exc.detail
-            await write(stored, state="failed", reason=reason, observedGeneration=stored.generation, message=None)
-            return Failed(reason)
+        except STARTUP_ERRORS as exc:
+            return await self._not_started(stored, write, exc)
         artifacts = [{"artifactName": artifact_name(spec), "commitID": commit, "runId": stored.id}] if commit else []
-        await write(
-            stored, state="running", observedGeneration=stored.generation, message=None, artifacts=artifacts or None
-        )
-        return Retry(self.poll_s)
+        return await self._started(stored, write, artifacts=artifacts or None)
 
     def _references(
         self, spec: ModelTrainingSpec
@@ -132,7 +101,7 @@ class TrainingController:
             connections[name] = connection.spec
         return toolchain, connections.get(spec.vcs_name) if spec.vcs_name else None, connections
 
-    async def _register(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
+    async def _finish(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
         resource = stored_resource(stored)
         assert isinstance(resource, ModelTraining)
         spec = resource.spec
