@@ -2,8 +2,8 @@
 
 ``JwksKeys.key_for(token)`` is the ``key_for`` of ``TokenVerifier``: the key named by the token's ``kid``, or
 ``UnknownKeyError``. Keys are fetched before the gateway serves, re-read every ``refresh_s``, and re-read at
-once when a token names a key not seen yet (a key rotation) but at most every ``min_refresh_s``, so a flood
-of tokens with made-up ``kid``s costs the identity provider one request per ``min_refresh_s``.
+once when a token names a key not seen yet (a key rotation) but for that reason at most every ``min_refresh_s``,
+so a flood of tokens with made-up ``kid``s costs the identity provider one request per ``min_refresh_s``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class JwksKeys:
         self.refresh_s = refresh_s
         self.min_refresh_s = min_refresh_s
         self._keys: dict[str | None, Any] = {}
-        self._fetched_at = -min_refresh_s
+        self._missed_at = -min_refresh_s  # when a token last named an unknown key
         self._pending: asyncio.Future[None] | None = None
         self._client = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
@@ -48,13 +48,14 @@ class JwksKeys:
         kid = key_id(token)
         if kid is None or kid in self._keys:
             return
-        if self._pending is not None or time.monotonic() - self._fetched_at >= self.min_refresh_s:
-            await self.refresh()
+        if self._pending is None and time.monotonic() - self._missed_at < self.min_refresh_s:
+            return
+        self._missed_at = time.monotonic()
+        await self.refresh()
 
     async def refresh(self) -> None:
         """Read the document now (or join the read under way)."""
         if self._pending is None:
-            self._fetched_at = time.monotonic()
             self._pending = asyncio.ensure_future(self._fetch())
             self._pending.add_done_callback(self._done)
         await asyncio.shield(self._pending)
