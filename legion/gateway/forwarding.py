@@ -1,13 +1,15 @@
 """Sending a request to a deployment: pick a replica, call it over its pool, retry on another when allowed.
 
-A request goes to the replicas of its deployment in ``Replicas.order``. A replica that refuses the connection
-is ejected for ``eject_s`` and the request goes to the next one: nothing reached the first. A connection that
-drops before any byte of the answer came back is retried only for idempotent methods (the replica may have run
-the request); one that drops later, a timeout or an answer that is not HTTP is the caller's 502 or 504.
+A request goes to the replicas of its deployment in ``Replicas.order``. It goes on to the next replica only
+when nothing reached the model: the connection was refused (the replica is ejected for ``eject_s``), or it
+was reset with no answer, which means the replica's process never read the whole request (a replica killed
+with requests still in its socket buffer, a kept connection the replica had closed). A connection closed in
+order with no answer is retried only for idempotent methods, since the replica may have run the request; one
+that drops after part of an answer, a timeout or an answer that is not HTTP is the caller's 502 or 504.
 
 Mirroring sends a copy to another deployment as a task of its own whose answer is dropped; at most
-``mirror_max_in_flight`` copies are in flight (more are dropped and counted), so a slow or broken mirror can
-never hold back, fail or slow the callers of the primary.
+``mirror_max_in_flight`` copies per mirror deployment are in flight (more are dropped and counted), so a slow
+or broken mirror can never hold back, fail or slow the callers of the primary, nor starve another mirror.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Forwarder:
         self._pools: dict[str, UpstreamPool] = {}
         self._mirror_limit = mirror_max_in_flight
         self._mirrors: set[asyncio.Task[None]] = set()
+        self._mirroring: dict[str, int] = {}  # copies in flight per mirror deployment
 
     def _pool(self, url: str) -> UpstreamPool:
         pool = self._pools.get(url)
@@ -90,8 +93,9 @@ class Forwarder:
             except ConnectionDroppedError as exc:
                 waited += time.perf_counter() - started
                 self.replicas.eject(url)
-                if not exc.received and method in IDEMPOTENT:
-                    retry_reason = "dropped"
+                self._pools[url].close_idle()  # the replica's other kept connections are likely dead too
+                if exc.unread or (not exc.received and method in IDEMPOTENT):
+                    retry_reason = "unread" if exc.unread else "dropped"
                     continue
                 raise BadGatewayError(f"a replica of {deployment.id} broke off the request: {exc}") from None
             except UpstreamTimeoutError:
@@ -111,9 +115,11 @@ class Forwarder:
         if deployment is None or not deployment.endpoints:
             self.metrics.mirrored.labels(name, "unavailable").inc()
             return
-        if len(self._mirrors) >= self._mirror_limit:
+        in_flight = self._mirroring.get(deployment.id, 0)
+        if in_flight >= self._mirror_limit:
             self.metrics.mirrored.labels(name, "dropped").inc()
             return
+        self._mirroring[deployment.id] = in_flight + 1
         task = asyncio.create_task(self._mirror(deployment, method, target, headers, body))
         self._mirrors.add(task)
         task.add_done_callback(self._mirrors.discard)
@@ -129,6 +135,8 @@ class Forwarder:
         except Exception:  # a mirror must never take anything down with it
             log.exception("mirroring to %s failed", deployment.id)
             outcome = "failed"
+        finally:
+            self._mirroring[deployment.id] -= 1
         self.metrics.mirrored.labels(deployment.id, outcome).inc()
 
     async def close(self) -> None:

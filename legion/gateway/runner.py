@@ -59,9 +59,9 @@ def serve(settings: GatewaySettings, sock: socket.socket | None, multiprocess_di
     return 0
 
 
-def _worker(settings_json: str, port: int, multiprocess_dir: str) -> None:
-    settings = GatewaySettings.model_validate_json(settings_json).model_copy(update={"port": port})
-    sys.exit(serve(settings, None, multiprocess_dir))
+def _worker(settings: GatewaySettings, port: int, multiprocess_dir: str) -> None:
+    # the settings object itself is pickled to the worker: a JSON dump would mask its secrets
+    sys.exit(serve(settings.model_copy(update={"port": port}), None, multiprocess_dir))
 
 
 def run(settings: GatewaySettings, announce: Callable[[str], None] = print) -> int:
@@ -80,12 +80,11 @@ def _supervise(settings: GatewaySettings, sock: socket.socket, multiprocess_dir:
     from prometheus_client import multiprocess  # noqa: PLC0415  # after PROMETHEUS_MULTIPROC_DIR is set
 
     context = multiprocessing.get_context("spawn")
-    payload = settings.model_dump_json()
     port = sock.getsockname()[1]
     stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(payload, port, multiprocess_dir), daemon=False)
+        process = context.Process(target=_worker, args=(settings, port, multiprocess_dir), daemon=False)
         process.start()
         return process
 

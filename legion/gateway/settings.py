@@ -80,7 +80,8 @@ class GatewaySettings(LegionSettings):
     demand_interval_s: float = Field(default=5.0, gt=0)
     """How often, per deployment, traffic to a ``minReplicas: 0`` deployment renews its demand."""
     mirror_max_in_flight: int = Field(default=256, ge=1)
-    """Mirrored copies in flight at once; more are dropped (and counted) so mirroring never holds back callers."""
+    """Mirrored copies in flight at once per mirror deployment; more are dropped (and counted), so mirroring
+    never holds back callers."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)

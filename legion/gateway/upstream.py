@@ -10,7 +10,8 @@ Failures say how far the request got, because that decides whether it may be sen
     UpstreamError
     ├── ConnectFailedError        no connection: nothing reached the replica (always safe to retry)
     ├── ConnectionDroppedError    the connection closed before the whole answer; ``received`` says whether any
-    │                             byte of an answer came back (none: the replica may not have seen the request)
+    │                             byte of an answer came back, ``unread`` whether the replica's process cannot
+    │                             have read the whole request (a reset with no answer)
     ├── UpstreamTimeoutError      no complete answer within the timeout (the connection is closed)
     └── UpstreamProtocolError     the replica's answer is not HTTP
 
@@ -38,9 +39,20 @@ class ConnectFailedError(UpstreamError):
 
 
 class ConnectionDroppedError(UpstreamError):
-    def __init__(self, message: str, *, received: bool) -> None:
+    def __init__(self, message: str, *, received: bool, reset: bool) -> None:
         super().__init__(message)
         self.received = received
+        self.reset = reset
+
+    @property
+    def unread(self) -> bool:
+        """The replica's process never read the whole request, so its model cannot have run it.
+
+        A TCP reset with no answer means the replica's kernel threw away bytes its process had not read (a
+        socket closed with unread data is reset; one closed after reading everything sends an orderly FIN). We
+        send one request per connection at a time, so those bytes were this request's.
+        """
+        return self.reset and not self.received
 
 
 class UpstreamTimeoutError(UpstreamError):
@@ -94,7 +106,8 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
             why = "the replica closed the connection" if exc is None else f"the connection broke: {exc}"
-            self.waiter.set_exception(ConnectionDroppedError(why, received=self.received))
+            reset = isinstance(exc, ConnectionResetError | BrokenPipeError)
+            self.waiter.set_exception(ConnectionDroppedError(why, received=self.received, reset=reset))
 
     # --- httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -208,9 +221,12 @@ class UpstreamPool:
             connection.close()
         return response
 
-    def close(self) -> None:
-        """Close the kept connections; requests in flight finish on theirs, which are then closed."""
-        self._closed = True
+    def close_idle(self) -> None:
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+
+    def close(self) -> None:
+        """Close the kept connections; requests in flight finish on theirs, which are then closed."""
+        self._closed = True
+        self.close_idle()

@@ -57,7 +57,7 @@ def main() -> None:
     sock = bind("127.0.0.1", 0)
     print(f"listening on {url_of(sock)}", flush=True)
     config = uvicorn.Config(make_app(args.name, args.mode), loop="uvloop", http="httptools", access_log=False,
-                            log_level="warning", lifespan="off")  # fmt: skip
+                            log_level="warning", lifespan="off", timeout_graceful_shutdown=1)  # fmt: skip
     uvicorn.Server(config).run(sockets=[sock])
 
 
