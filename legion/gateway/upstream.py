@@ -166,10 +166,9 @@ class UpstreamPool:
 
     def __init__(self, base_url: str, *, connect_timeout_s: float, max_idle: int, idle_timeout_s: float) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"only http:// replicas are supported, not {base_url!r}")
         self.base_url = base_url
-        self.host = parts.hostname
+        self.unusable = None if parts.scheme == "http" and parts.hostname else f"{base_url!r} is not an http:// URL"
+        self.host = parts.hostname or ""
         self.port = parts.port or 80
         self.host_header = parts.netloc.encode("latin-1")
         self.connect_timeout_s = connect_timeout_s
@@ -188,6 +187,8 @@ class UpstreamPool:
         return None
 
     async def _connect(self) -> _Connection:
+        if self.unusable is not None:
+            raise ConnectFailedError(f"cannot connect to a replica: {self.unusable}")
         loop = asyncio.get_running_loop()
         try:
             _, connection = await asyncio.wait_for(
