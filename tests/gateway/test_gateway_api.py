@@ -104,6 +104,9 @@ def test_a_scaled_to_zero_deployment_is_woken_by_a_request_and_answers_it(tmp_pa
             assert answer.json()["prediction"] == [[10]]
             version = httpx.post(f"{gateway.url}/api/model/toy/1/invoke", json={"a": 6}, headers=bearer(signed))
             assert version.status_code == 200, version.text  # the version-addressed path, once the model is known
+            # replicas of the local runtime outlive the API by design: delete the deployment before stopping it
+            assert client.delete("/model/deployment/toy").status_code == 200
+            wait_until(lambda: client.get("/model/deployment/toy").status_code == 404, 60, "the replica to stop")
     finally:
         if gateway is not None:
             gateway.stop()
