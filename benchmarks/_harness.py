@@ -346,15 +346,16 @@ wrk.headers["Content-Type"] = "application/json"
 """
 
 
-def write_post_script(name: str, body: bytes) -> Path:
-    """A wrk Lua script that POSTs ``body`` (kept next to it in ``.work/wrk/``)."""
+def write_post_script(name: str, body: bytes, headers: Mapping[str, str] | None = None) -> Path:
+    """A wrk Lua script that POSTs ``body`` (kept next to it in ``.work/wrk/``), with extra ``headers``."""
     directory = WORK_DIR / "wrk"
     directory.mkdir(parents=True, exist_ok=True)
     body_path = directory / f"{name}.json"
     body_path.write_bytes(body)
     script = directory / f"{name}.lua"
     # A JSON string literal of a plain path is also a valid Lua string literal.
-    script.write_text(_LUA_POST.format(path=json.dumps(str(body_path))), encoding="utf-8")
+    extra = "".join(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n" for k, v in (headers or {}).items())
+    script.write_text(_LUA_POST.format(path=json.dumps(str(body_path))) + extra, encoding="utf-8")
     return script
 
 

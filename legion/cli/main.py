@@ -6,6 +6,7 @@ import click
 
 from legion import __version__
 from legion.cli.api_cmd import api
+from legion.cli.gateway_cmd import gateway
 from legion.cli.model import model
 from legion.cli.resources import COMMANDS
 from legion.cli.serve import serve
@@ -41,6 +42,7 @@ def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
 
 cli.add_command(serve)
 cli.add_command(api)
+cli.add_command(gateway)
 for command in [*COMMANDS, *SHORTCUTS]:
     cli.add_command(command)
 cli.add_command(model)

@@ -12,6 +12,8 @@ surface renders errors in exactly one place (the model APIs as ``{"error": ...}`
     ├── UnauthorizedError (401, exit 5)      no, bad, expired or revoked credentials
     ├── ForbiddenError (403, exit 6)         valid credentials, not allowed to do this
     ├── UnavailableError (503, exit 7)       not ready yet (model loading, draining); try again
+    │   ├── BadGatewayError (502)            an upstream broke off or answered garbage (the gateway)
+    │   └── GatewayTimeoutError (504)        an upstream did not answer in time (the gateway)
     ├── ModelFormatError (422, exit 8)       a model directory that cannot be loaded as it is
     └── ModelError (500, exit 9)             the model's own code raised while predicting
 
@@ -97,6 +99,16 @@ class UnavailableError(LegionError):
     status = 503
     exit_code = 7
     title = "Unavailable"
+
+
+class BadGatewayError(UnavailableError):
+    status = 502
+    title = "Bad gateway"
+
+
+class GatewayTimeoutError(UnavailableError):
+    status = 504
+    title = "Gateway timeout"
 
 
 class ModelFormatError(LegionError):

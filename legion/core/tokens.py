@@ -10,6 +10,10 @@ Every token has ``sub``, ``aud``, ``iss``, ``iat``, ``exp`` and a ``jti`` that c
 the signature with the one algorithm configured (never the token's own ``alg``, so ``alg: none`` and
 algorithm confusion fail), expiry, not-before, audience and issuer, then the revocation list; every failure is
 an ``UnauthorizedError`` whose message says why without echoing the token.
+
+Tokens of an external identity provider (Keycloak, Dex) are verified the same way with ``algorithm="RS256"`` and
+a ``key_for`` that finds the public key of the token's ``kid`` (the gateway's JWKS key set); such tokens may carry
+no ``jti`` or ``iss``, so ``required_claims`` and ``issuer=None`` (not checked) are configurable.
 """
 
 from __future__ import annotations
@@ -59,10 +63,13 @@ class TokenConfig:
     """How tokens are signed and checked (HS256 with a shared secret by default)."""
 
     secret: str
-    issuer: str = "legion"
+    issuer: str | None = "legion"
+    """Issued into ``iss`` and required on verification; ``None``: not checked (verification only)."""
     algorithm: str = "HS256"
     max_ttl_s: float = 30 * 24 * 3600.0
     leeway_s: float = 0.0
+    required_claims: tuple[str, ...] = ("exp", "iat", "sub", "jti", "aud", "iss")
+    """Claims a token must carry to be accepted (``aud`` only counts when an audience is checked)."""
 
 
 def _scopes(value: object) -> tuple[ModelScope, ...]:
@@ -104,7 +111,7 @@ class TokenIssuer:
         payload: dict[str, Any] = {
             "sub": subject,
             "aud": audience,
-            "iss": self._config.issuer,
+            "iss": self._config.issuer or "legion",
             "iat": int(issued),
             "nbf": int(issued),
             "exp": int(expires),
@@ -119,24 +126,48 @@ class TokenIssuer:
         return token, claims
 
 
-class TokenVerifier:
-    """Checks a token completely or refuses it with the reason."""
+class UnknownKeyError(LookupError):
+    """Raised by a ``key_for`` that has no key for the token (an unknown ``kid``)."""
 
-    def __init__(self, config: TokenConfig, is_revoked: Callable[[str], bool] = lambda _: False) -> None:
+
+class TokenVerifier:
+    """Checks a token completely or refuses it with the reason.
+
+    ``key_for(token)`` returns the key that checks the token's signature (for RS256: the identity provider's
+    public key named by the token's ``kid``); without it the configured shared ``secret`` is used.
+    """
+
+    def __init__(
+        self,
+        config: TokenConfig,
+        is_revoked: Callable[[str], bool] = lambda _: False,
+        *,
+        key_for: Callable[[str], Any] | None = None,
+    ) -> None:
         self._config = config
         self._is_revoked = is_revoked
+        self._key_for = key_for
+        required = set(config.required_claims)
+        if config.issuer is None:
+            required.discard("iss")
+        self._required = sorted(required)
 
-    def verify(self, token: str, audience: str) -> Claims:
+    def verify(self, token: str, audience: str | None) -> Claims:
+        """The token's claims; ``audience=None`` does not check ``aud``."""
+        required = self._required if audience is not None else [c for c in self._required if c != "aud"]
         try:
+            key = self._config.secret if self._key_for is None else self._key_for(token)
             payload = jwt.decode(
                 token,
-                self._config.secret,
+                key,
                 algorithms=[self._config.algorithm],
                 audience=audience,
                 issuer=self._config.issuer,
                 leeway=self._config.leeway_s,
-                options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"]},
+                options={"require": required, "verify_aud": audience is not None},
             )
+        except UnknownKeyError:
+            raise UnauthorizedError("the token is signed with a key this server does not know") from None
         except jwt.ExpiredSignatureError:
             raise UnauthorizedError("the token has expired") from None
         except jwt.ImmatureSignatureError:
@@ -151,14 +182,14 @@ class TokenVerifier:
             raise UnauthorizedError(f"the token has no {exc.claim!r} claim") from None
         except jwt.InvalidTokenError:
             raise UnauthorizedError("the token is malformed or signed with another algorithm") from None
-        token_id = str(payload["jti"])
-        if self._is_revoked(token_id):
+        token_id = str(payload.get("jti", ""))
+        if token_id and self._is_revoked(token_id):
             raise UnauthorizedError("the token has been revoked")
         roles = payload.get("roles", [])
         return Claims(
-            subject=str(payload["sub"]),
+            subject=str(payload.get("sub", "")),
             token_id=token_id,
-            expires_at=float(payload["exp"]),
+            expires_at=float(payload.get("exp", float("inf"))),
             roles=tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else (),
             models=_scopes(payload.get("models")),
             raw=payload,

@@ -1,0 +1,45 @@
+"""``legion gateway``: run the gateway (Legion's EDGE) in front of the models of a management API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from legion.core.errors import InvalidInputError
+
+
+@click.command("gateway")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to bind (default 5090; 0 picks a free one).")
+@click.option("--workers", type=int, default=None, help="Worker processes sharing the port (default 1).")
+@click.option("--api-url", default=None, help="Management API to take the routing from (http://127.0.0.1:5080).")
+@click.option("--api-token", default=None, help="API token for the routing (default: signed with the keys file).")
+@click.option("--routing-file", type=click.Path(path_type=Path), default=None,
+              help="Take the routing from this JSON file instead of an API (re-read when it changes).")  # fmt: skip
+@click.option("--keys-file", type=click.Path(path_type=Path), default=None,
+              help="The API's keys.json, whose tokenSecret signs model tokens (~/.legion/keys.json).")  # fmt: skip
+@click.option("--jwks-url", default=None, help="Check RS256 tokens with this identity provider's JWKS instead.")
+@click.option("--issuer", default=None, help="Required token issuer (default legion).")
+@click.option("--audience", default=None, help="Required token audience (default legion-model-api).")
+@click.option("--no-auth", is_flag=True, default=None, help="Open every model to anyone (laptop only).")
+@click.pass_obj
+def gateway(obj: dict[str, Any] | None, /, **options: Any) -> None:
+    """Run the gateway: routes, authenticates and meters every model call.
+
+    Settings not given as options come from LEGION_GATEWAY_* variables (e.g. LEGION_GATEWAY_TOKEN_SECRET).
+    """
+    from legion.gateway.runner import run  # noqa: PLC0415  # only this command needs the gateway
+    from legion.gateway.settings import GatewaySettings  # noqa: PLC0415
+
+    values = {k: v for k, v in options.items() if v is not None and k != "no_auth"}
+    if options["no_auth"]:
+        values["auth"] = False
+    try:
+        settings = GatewaySettings(**values, **(obj or {}))
+    except ValidationError as exc:
+        problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
+        raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
+    raise SystemExit(run(settings, announce=click.echo))

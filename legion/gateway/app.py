@@ -1,0 +1,108 @@
+"""``create_app(settings)``: the gateway's composition root.
+
+Wires the routing source (the management API's long-poll, or a file), the token checks (HS256 with the API's
+secret, or RS256 with an identity provider's JWKS), the forwarder with its pools, the feedback handler, metrics
+and the access log into one ``Gateway`` ASGI app. Tests and embedders pass their own ``source`` (e.g.
+``StaticRoutingSource``) and ``feedback`` handler::
+
+    app = create_app(GatewaySettings(api_url="http://127.0.0.1:5080", keys_file=Path("~/.legion/keys.json")))
+    uvicorn.run(app, loop="uvloop", http="httptools")   # or legion.gateway.runner.run(settings)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from legion.core.errors import InvalidInputError
+from legion.core.tokens import TokenConfig, TokenVerifier
+from legion.gateway.accesslog import AccessLog
+from legion.gateway.auth import Authenticator
+from legion.gateway.feedback import FeedbackHandler, LogFeedbackSink, RecordingFeedbackHandler
+from legion.gateway.forwarding import Forwarder
+from legion.gateway.jwks import JwksKeys
+from legion.gateway.metrics import GatewayMetrics
+from legion.gateway.proxy import Gateway
+from legion.gateway.settings import GatewaySettings
+from legion.gateway.sources import ApiRoutingSource, ApiTokens, FileRoutingSource, RoutingSource, RoutingWatcher
+from legion.gateway.table import RoutingTable
+
+log = logging.getLogger(__name__)
+# Claims an identity provider's token must carry; it need not have a jti (then it cannot be revoked here).
+_IDP_CLAIMS = ("exp", "sub", "aud", "iss")
+
+
+def make_source(settings: GatewaySettings) -> RoutingSource:
+    """The routing source the settings name: a routing file, else the management API."""
+    if settings.routing_file is not None:
+        return FileRoutingSource(settings.routing_file)
+    if settings.api_url is None:
+        raise InvalidInputError("tell the gateway where its routing comes from: an API URL or a routing file")
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    tokens = ApiTokens(token, settings.hs256_secret() if token is None else None, settings.api_audience)
+    return ApiRoutingSource(settings.api_url, tokens, wait_s=settings.poll_wait_s)
+
+
+def make_authenticator(
+    settings: GatewaySettings, watcher: RoutingWatcher
+) -> tuple[Authenticator | None, JwksKeys | None]:
+    """The token checks the settings ask for; ``None`` when auth is off."""
+    if not settings.auth:
+        log.warning("AUTHENTICATION IS OFF: every model behind this gateway is open to anyone who reaches it")
+        return None, None
+
+    def revoked() -> frozenset[str]:
+        return watcher.table.revoked
+
+    if settings.jwks_url is not None:
+        jwks = JwksKeys(settings.jwks_url, settings.jwks_refresh_s)
+        config = TokenConfig(secret="", issuer=settings.issuer, algorithm="RS256", leeway_s=settings.leeway_s,
+                             required_claims=_IDP_CLAIMS)  # fmt: skip
+        verifier = TokenVerifier(config, key_for=jwks.key_for)
+        return Authenticator(verifier, settings.audience, revoked, jwks=jwks, leeway_s=settings.leeway_s), jwks
+    secret = settings.hs256_secret()
+    if secret is None:
+        raise InvalidInputError("the gateway checks tokens: give the API's keys file, the token secret or a JWKS URL")
+    config = TokenConfig(secret=secret, issuer=settings.issuer, leeway_s=settings.leeway_s)
+    return Authenticator(TokenVerifier(config), settings.audience, revoked, leeway_s=settings.leeway_s), None
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    source: RoutingSource | None = None,
+    feedback: FeedbackHandler | None = None,
+    metrics: GatewayMetrics | None = None,
+) -> Gateway:
+    metrics = metrics or GatewayMetrics()
+    forwarder = Forwarder(
+        metrics,
+        eject_s=settings.eject_s,
+        connect_timeout_s=settings.connect_timeout_s,
+        upstream_timeout_s=settings.upstream_timeout_s,
+        max_idle=settings.max_idle_connections,
+        idle_timeout_s=settings.idle_timeout_s,
+        mirror_max_in_flight=settings.mirror_max_in_flight,
+    )
+
+    def installed(table: RoutingTable) -> None:
+        metrics.routing_updates.inc()
+        forwarder.prune(table)
+
+    routing = source if source is not None else make_source(settings)
+    watcher = RoutingWatcher(routing, on_update=installed)
+    authenticator, jwks = make_authenticator(settings, watcher)
+    background = () if jwks is None else (jwks.run,)
+    closing = (routing.close,) if jwks is None else (routing.close, jwks.close)
+    return Gateway(
+        watcher,
+        forwarder,
+        authenticator,
+        feedback or RecordingFeedbackHandler(LogFeedbackSink()),
+        metrics,
+        max_body_bytes=settings.max_body_bytes,
+        cold_start_timeout_s=settings.cold_start_timeout_s,
+        demand_interval_s=settings.demand_interval_s,
+        access_log=AccessLog() if settings.access_log else None,
+        background=background,
+        on_close=closing,
+    )
