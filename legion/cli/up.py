@@ -1,10 +1,11 @@
 """``legion up``: the whole platform on this machine, with an example model deployed and answering.
 
-It starts ``legion api`` (SQLite in the data directory, the local runtime, auth on unless ``--dev``) as a child
-process, saves a ``local`` CLI context for it, applies the manifests (by default the census example: training →
-packaging → deployment), waits for each object in file order, and prints a ready-to-paste ``curl``. Ctrl-C (or
-SIGTERM) stops the API and the replicas it started; the objects stay in the database, so the next ``legion up``
-brings the same deployments back without training again.
+It starts ``legion api`` (SQLite in the data directory, the local runtime, auth on unless ``--dev``) and
+``legion gateway`` (following the API's routing, checking model tokens signed with the API's key) as child
+processes, saves a ``local`` CLI context for them, applies the manifests (by default the census example: training →
+packaging → deployment), waits for each object in file order, and prints a ready-to-paste ``curl`` through the
+gateway with a model token. Ctrl-C (or SIGTERM) stops the gateway, the API and the replicas it started; the objects
+stay in the database, so the next ``legion up`` brings the same deployments back without training again.
 
 The services are child processes reached over HTTP, as any other client reaches them; this command imports no
 service package.
@@ -39,16 +40,18 @@ START_TIMEOUT_S = 120.0
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path.home() / ".legion", show_default=True,
               help="Database, keys, models and packages.")  # fmt: skip
 @click.option("--port", type=int, default=5080, show_default=True, help="API port (0 picks a free one).")
+@click.option("--gateway-port", type=int, default=5090, show_default=True, help="Gateway port (0: a free one).")
 @click.option("-f", "--filename", "manifests", multiple=True, help=f"Manifests to apply (default: {EXAMPLE}).")
 @click.option("--dev", is_flag=True, help="Authentication OFF (laptop only).")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for each object.")
-def up(data_dir: Path, port: int, manifests: tuple[str, ...], dev: bool, timeout: float) -> None:
+def up(data_dir: Path, port: int, gateway_port: int, manifests: tuple[str, ...], dev: bool, timeout: float) -> None:
     """Run the platform locally and deploy the example (or the given manifests); Ctrl-C stops it."""
     files = list(manifests) or ([str(EXAMPLE)] if EXAMPLE.is_file() else [])
     if not files:
         raise InvalidInputError(f"no manifests given and no {EXAMPLE} here; run from the repository root or pass -f")
     documents = [d for path in files for d in read_file(path)]
     api = _start_api(data_dir, port, dev)
+    gateway: _Child | None = None
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -58,28 +61,34 @@ def up(data_dir: Path, port: int, manifests: tuple[str, ...], dev: bool, timeout
     signal.signal(signal.SIGTERM, stop)
     try:
         url = api.url
+        gateway = _start_gateway(data_dir, gateway_port, url, dev)
         token = None if dev else _token(data_dir)
-        save_context(ClientSettings().config_file, "local", url, token)
-        click.echo(f"management API: {url}  (CLI context 'local' saved{'; AUTH OFF' if dev else ''})")
+        save_context(ClientSettings().config_file, "local", url, token, gateway.url)
+        click.echo(f"management API: {url}  gateway: {gateway.url}  (CLI context 'local' saved"
+                   f"{'; AUTH OFF' if dev else ''})")  # fmt: skip
         with LegionClient(url, token) as session:
             deployed = _apply(session, documents, timeout)
             for deployment in deployed:
-                _print_call(session, deployment, token)
+                _print_call(session, deployment, gateway.url, dev)
         click.echo("the platform runs; Ctrl-C stops it", err=True)
-        api.process.wait()
+        while api.process.poll() is None and gateway.process.poll() is None:
+            stopping.wait(0.5)
     except KeyboardInterrupt:
         click.echo("stopping", err=True)
     finally:
+        if gateway is not None:
+            gateway.stop()
         api.stop()
     if not stopping.is_set() and api.process.returncode not in (0, -signal.SIGTERM):
         raise UnavailableError(f"the management API exited with status {api.process.returncode}")
 
 
-class _Api:
-    """The ``legion api`` child: its URL once it listens, its output passed through."""
+class _Child:
+    """A service child (``legion api``, ``legion gateway``): its URL once it listens, its output passed through."""
 
-    def __init__(self, process: subprocess.Popen[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], label: str) -> None:
         self.process = process
+        self.label = label
         self._url: list[str] = []
         self._ready = threading.Event()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -91,13 +100,13 @@ class _Api:
                 self._url.append(line.removeprefix("listening on ").strip())
                 self._ready.set()
             else:
-                click.echo(f"[api] {line.rstrip()}", err=True)
+                click.echo(f"[{self.label}] {line.rstrip()}", err=True)
         self._ready.set()
 
     @property
     def url(self) -> str:
         if not self._ready.wait(START_TIMEOUT_S) or not self._url:
-            raise UnavailableError(f"the management API did not start (exit status {self.process.poll()})")
+            raise UnavailableError(f"legion {self.label} did not start (exit status {self.process.poll()})")
         return self._url[0]
 
     def stop(self) -> None:
@@ -110,11 +119,18 @@ class _Api:
                 self.process.wait()
 
 
-def _start_api(data_dir: Path, port: int, dev: bool) -> _Api:
+def _start_api(data_dir: Path, port: int, dev: bool) -> _Child:
     command = [sys.executable, "-m", "legion", "api", "--port", str(port), "--data-dir", str(data_dir),
                "--runtime", "local", "--stop-replicas-on-exit", *(["--dev"] if dev else [])]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return _Api(process)
+    return _Child(process, "api")
+
+
+def _start_gateway(data_dir: Path, port: int, api_url: str, dev: bool) -> _Child:
+    command = [sys.executable, "-m", "legion", "gateway", "--port", str(port), "--api-url", api_url,
+               "--keys-file", str(data_dir / "keys.json"), *(["--no-auth"] if dev else [])]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return _Child(process, "gateway")
 
 
 def _token(data_dir: Path) -> str:
@@ -141,15 +157,20 @@ def _apply(session: LegionClient, documents: list[dict[str, Any]], timeout_s: fl
     return deployed
 
 
-def _print_call(session: LegionClient, deployment: dict[str, Any], token: str | None) -> None:
+def _print_call(session: LegionClient, deployment: dict[str, Any], gateway: str, dev: bool) -> None:
+    """How to call the deployment through the gateway: a curl with a model token (valid a day) and the CLI."""
     status = deployment.get("status", {})
-    url = (status.get("endpoints") or [status.get("serviceURL")])[0]
-    body = _example(session, status.get("modelName"), status.get("modelVersion"))
-    click.echo(f"deployment {deployment['id']}: {status.get('modelName')}:{status.get('modelVersion')} "
-               f"with {status.get('availableReplicas')} replicas")  # fmt: skip
-    if url and body:
+    name, version = status.get("modelName"), status.get("modelVersion")
+    click.echo(f"deployment {deployment['id']}: {name}:{version} on replicas {', '.join(status.get('endpoints', []))}")
+    body = _example(session, name, version)
+    if body:
         data = shlex.quote(json.dumps(body, separators=(",", ":")))
-        click.echo(f"curl -s -X POST {url}/api/model/invoke -H 'Content-Type: application/json' -d {data}")
+        auth = ""
+        if not dev and name:
+            token = session.model_token([{"name": name, "version": version or "*"}], expires_in_s=24 * 3600.0)
+            auth = f" -H 'Authorization: Bearer {token['token']}'"
+        click.echo(f"curl -s -X POST {gateway}/model/{deployment['id']}/api/model/invoke{auth} "
+                   f"-H 'Content-Type: application/json' -d {data}")  # fmt: skip
     click.echo(f"or: legion model invoke {deployment['id']} --json '<{{columns, data}} or a record>'")
 
 

@@ -27,7 +27,7 @@ def test_readme_names_the_two_commands() -> None:
 @pytest.mark.slow
 def test_quickstart_runs_the_platform_and_its_curl_answers(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        ["bash", "scripts/quickstart.sh", "--port", "0", "--data-dir", str(tmp_path / "legion")],
+        ["bash", "scripts/quickstart.sh", "--port", "0", "--gateway-port", "0", "--data-dir", str(tmp_path / "legion")],
         cwd=ROOT,
         env={**os.environ, "LEGION_CONFIG_FILE": str(tmp_path / "config.yaml")},
         stdout=subprocess.PIPE,
@@ -68,8 +68,13 @@ def test_quickstart_runs_the_platform_and_its_curl_answers(tmp_path: Path) -> No
         process.wait(90)
         reader.join(5)
         process.stdout.close()
-    # Ctrl-C stops the replicas too: the URL of the curl refuses connections
-    url = re.search(r"http://127\.0\.0\.1:\d+", curl or "")
-    assert url is not None
-    with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{url[0]}/healthcheck", timeout=5)
+    # the curl goes through the gateway, with a model token
+    gateway = re.search(r"gateway: (http://127\.0\.0\.1:\d+)", "".join(seen))
+    assert gateway is not None and curl.startswith(f"curl -s -X POST {gateway[1]}/model/census-income/")
+    assert "Authorization: Bearer " in curl
+    # Ctrl-C stops the gateway, the API and the replicas: every address refuses connections
+    replicas = re.search(r"on replicas (.*)", "".join(seen))
+    assert replicas is not None
+    for url in [gateway[1], *replicas[1].strip().split(", ")]:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/healthcheck", timeout=5)
