@@ -40,6 +40,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Final
 
 import httpx
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
@@ -70,6 +72,7 @@ from legion.api.runtime.processes import (
 )
 from legion.core.errors import ModelFormatError
 from legion.core.resources import ModelDeploymentSpec, is_valid_id
+from legion.model import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +162,7 @@ class LocalRuntime:
                 ready = await self._converge(deployment_id, state, spec.min_replicas)
             finally:
                 self._save(deployment_id, state)
-            return _observation(state.replicas, ready)
+            return _observation(state.replicas, ready, _manifest_identity(state.model_path))
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """SIGTERM every replica, SIGKILL what is left after ``stop_timeout_s``; True once nothing is left."""
@@ -185,7 +188,7 @@ class LocalRuntime:
             if running:
                 replica.url = replica.url or self._read_url(deployment_id, replica)
                 alive.append(replica)
-        return _observation(alive, await _probe_all(alive))
+        return _observation(alive, await _probe_all(alive), _manifest_identity(state.model_path))
 
     async def close(self) -> None:
         """Forget in-memory state; the replicas keep serving and a new runtime over ``work_dir`` adopts them.
@@ -493,10 +496,28 @@ async def _probe(client: httpx.AsyncClient, url: str) -> tuple[bool, Identity | 
     return answer.status_code == 200, (name, version) if name and version else None
 
 
-def _observation(alive: list[_Replica], ready: Mapping[int, Identity | None]) -> DeploymentObservation:
+@functools.lru_cache(maxsize=256)
+def _manifest_identity(model_path: str) -> Identity | None:
+    """Name and version from the manifest at ``model_path`` (a model directory or a local package), if readable."""
+    path = Path(model_path)
+    for manifest in (path / MANIFEST_NAME, path / "model" / MANIFEST_NAME):
+        try:
+            data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("name") and data.get("version"):
+            return str(data["name"]), str(data["version"])
+    return None
+
+
+def _observation(
+    alive: list[_Replica], ready: Mapping[int, Identity | None], configured: Identity | None = None
+) -> DeploymentObservation:
+    """What runs; the model is the one the newest ready replica serves, else the one the model path holds (so a
+    deployment scaled to zero still says which model it is)."""
     serving = sorted((r for r in alive if r.pid in ready and r.url is not None), key=lambda r: r.number)
     endpoints = tuple(sorted(r.url for r in serving if r.url is not None))
-    identity = next((ready[r.pid] for r in reversed(serving) if ready[r.pid] is not None), None)
+    identity = next((ready[r.pid] for r in reversed(serving) if ready[r.pid] is not None), configured)
     return DeploymentObservation(
         replicas=len(alive),
         available=len(endpoints),

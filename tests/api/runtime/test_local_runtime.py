@@ -187,9 +187,13 @@ async def test_replicas_serve_then_scale_down_to_zero_and_delete(model_dir: Path
     assert gone(stopped)
     assert await invoke(observation.endpoints[0], 4) == [[8]]
 
-    assert await runtime.apply_deployment("double", spec(model_dir, 0)) == DeploymentObservation(0, 0)
+    assert await runtime.apply_deployment("double", spec(model_dir, 0)) == DeploymentObservation(
+        0, 0, model_name="double", model_version="1"
+    )
     assert gone(kept)
-    assert await runtime.observe_deployment("double") == DeploymentObservation(0, 0)
+    assert await runtime.observe_deployment("double") == DeploymentObservation(
+        0, 0, model_name="double", model_version="1"
+    )
     assert await runtime.delete_deployment("double")
     assert await runtime.observe_deployment("double") is None
     assert not (work_dir / "deployments" / "double").exists()
@@ -343,7 +347,18 @@ async def test_a_replica_that_never_becomes_ready_is_killed(tmp_path: Path, work
 async def test_zero_replicas_runs_nothing(model_dir: Path, work_dir: Path) -> None:
     before = children()
     runtime = LocalRuntime(work_dir)
-    assert await runtime.apply_deployment("idle", spec(model_dir, 0)) == DeploymentObservation(0, 0)
+    assert await runtime.apply_deployment("idle", spec(model_dir, 0)) == DeploymentObservation(
+        0, 0, model_name="double", model_version="1"
+    )
     assert children() == before
-    assert await runtime.observe_deployment("idle") == DeploymentObservation(0, 0)
+    assert await runtime.observe_deployment("idle") == DeploymentObservation(
+        0, 0, model_name="double", model_version="1"
+    )
     assert await runtime.delete_deployment("idle")
+
+
+async def test_a_deployment_scaled_to_zero_still_names_its_model(model_dir: Path, work_dir: Path) -> None:
+    runtime = LocalRuntime(work_dir)
+    seen = await runtime.apply_deployment("idle", spec(model_dir, 0))
+    assert (seen.replicas, seen.model_name, seen.model_version) == (0, "double", "1")
+    await runtime.close()
