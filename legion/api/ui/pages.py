@@ -29,7 +29,7 @@ SECURITY_HEADERS = {
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make browsers post "Origin: null" from our own form
     "Cache-Control": "no-store",
 }
 MAX_TOKEN_CHARS = 16 * 1024

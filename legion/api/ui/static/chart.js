@@ -31,6 +31,7 @@ export function lineChart(container, series, { unit = "", title = "" } = {}) {
   const svg = node("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, role: "img", "aria-label": title });
   const count = Math.max(0, ...series.map((s) => s.points.length));
   container.dataset.points = String(count);
+  container.dataset.max = String(Math.max(0, ...ys));
   container.dataset.last = series.map((s) => {
     const last = s.points.length ? s.points[s.points.length - 1][1] : null;
     return last === null ? "" : String(last);
@@ -52,12 +53,15 @@ export function lineChart(container, series, { unit = "", title = "" } = {}) {
   series.forEach((s, index) => {
     let path = "";
     let pen = "M";
+    let last = null;
     for (const [x, y] of s.points) {
       if (y === null) { pen = "M"; continue; }
       path += `${pen}${sx(x).toFixed(1)},${sy(y).toFixed(1)} `;
       pen = "L";
+      last = [x, y];
     }
     if (path) svg.append(node("path", { d: path.trim(), class: `line line-${index}` }));
+    if (last) svg.append(node("circle", { cx: sx(last[0]), cy: sy(last[1]), r: 2.5, class: `dot line-${index}` }));
     svg.append(node("text", { x: PAD.left + 6 + index * 110, y: HEIGHT - 4, class: `legend line-${index}` }, s.name));
   });
   container.replaceChildren(svg);
