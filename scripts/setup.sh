@@ -12,3 +12,20 @@ if [ ! -x .venv/bin/python ]; then
   uv venv --quiet --python "$PYTHON" .venv
 fi
 uv pip install --quiet --python .venv/bin/python -c constraints.txt -e '.[dev]'
+
+# The dashboard's browser test drives Debian's Chromium (a test tool never downloads a browser of its own).
+# Installed once, quietly, when missing and we may; without it that one test is skipped and says why.
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+    >/dev/null 2>&1 || echo "setup: could not install chromium; the dashboard's browser test will be skipped" >&2
+fi
+
+# promtool checks the alert rules in deploy/prometheus. Only the binary is needed, not a Prometheus service:
+# unpack Debian's prometheus package into .cache/ (no install scripts run, no daemon starts).
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x .cache/prometheus/usr/bin/promtool ] \
+  && command -v apt-get >/dev/null 2>&1; then
+  mkdir -p .cache/debs
+  { (cd .cache/debs && apt-get download -qq prometheus) \
+    && dpkg-deb -x "$(ls .cache/debs/prometheus_*.deb | head -n 1)" .cache/prometheus; } >/dev/null 2>&1 \
+    || echo "setup: could not unpack promtool; the alert rules get a structural check only" >&2
+fi

@@ -1,8 +1,9 @@
 """``create_app(settings)``: the management API's composition root.
 
 Wires keys, the database (migrated on start), the stores, authentication and one router per resource kind, plus
-model tokens. Auth is on unless ``settings.dev``; then every caller is an anonymous admin and the start-up log
-says so.
+model tokens, Prometheus metrics (``/metrics``) and the web dashboard (``/ui``). Auth is on unless
+``settings.dev``; then every caller is an anonymous admin and the start-up log says so. A bearer token opens
+everything its roles allow; the dashboard's session cookie opens reads only (``legion.api.ui.session``).
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request
 
 from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
+from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
 from legion.api.reconcile import Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
@@ -34,8 +36,18 @@ from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.tokens_routes import token_router
+from legion.api.ui import (
+    NoFeedback,
+    TrafficMonitor,
+    feedback_router,
+    request_token,
+    session_router,
+    static_files,
+    traffic_router,
+    ui_router,
+)
 from legion.core.resources import KINDS, SECRET_FIELDS
-from legion.core.tokens import TokenConfig, TokenIssuer, TokenVerifier, bearer_token
+from legion.core.tokens import Claims, TokenConfig, TokenIssuer, TokenVerifier
 
 log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
@@ -78,7 +90,18 @@ def _waker(reconciler: Reconciler | None, signal: ChangeSignal) -> Callable[[], 
     return wake
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def add_dashboard(
+    app: FastAPI, settings: ApiSettings, store: ResourceStore, caller: Any, authenticate: Callable[[str], Claims]
+) -> None:
+    """The web dashboard (``/ui``) and the JSON it reads besides the resource routes."""
+    app.include_router(feedback_router(NoFeedback(), caller))  # the feedback store will replace NoFeedback
+    app.include_router(traffic_router(TrafficMonitor(lambda: store.all("ModelDeployment")), caller))
+    app.include_router(session_router(caller, dev=settings.dev))
+    app.include_router(ui_router(authenticate, dev=settings.dev))
+    app.mount("/ui/static", static_files(), name="ui-static")
+
+
+def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the composition root wires every part in one place
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings)
     engine = create_engine(settings.resolved_database_url())
@@ -88,10 +111,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     token_config = TokenConfig(secret=keys.token_secret, max_ttl_s=settings.max_token_ttl_s)
     verifier = TokenVerifier(token_config, revocations.is_revoked)
 
-    def caller(authorization: Annotated[str | None, Header()] = None) -> Caller:
+    def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
         if settings.dev:
             return Caller(DEV_CLAIMS)
-        return Caller(verifier.verify(bearer_token(authorization), settings.api_audience))
+        return Caller(verifier.verify(request_token(request, authorization), settings.api_audience))
 
     def revoke(token_id: str) -> None:
         # the token's own expiry is unknown here; keep the entry as long as any token can live
@@ -99,12 +122,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
         signal.notify()
 
     signal = ChangeSignal()
+    metrics = ApiMetrics()
     runtime = make_runtime(settings)
     reconciler = (
         None
         if runtime is None
         else Reconciler(
-            store, runtime, resync_s=settings.resync_s, idle_s=settings.scale_to_zero_idle_s, on_status=signal.notify
+            store,
+            runtime,
+            resync_s=settings.resync_s,
+            idle_s=settings.scale_to_zero_idle_s,
+            on_status=signal.notify,
+            on_step=metrics.observe_reconcile,
         )
     )
 
@@ -135,6 +164,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         title="Legion management API", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan
     )
     problems.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
@@ -155,6 +185,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(
         routing_router(store, revocations, signal, caller, reconciler.demand if reconciler else lambda _: None)
     )
+
+    app.include_router(metrics_router(metrics, store, reconciler.queue_depth if reconciler else None, caller))
+    add_dashboard(app, settings, store, caller, lambda token: verifier.verify(token, settings.api_audience))
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

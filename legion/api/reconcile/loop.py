@@ -50,6 +50,7 @@ class Reconciler:
         concurrency: int = 8,
         idle_s: float = 300.0,
         on_status: Callable[[], None] = lambda: None,
+        on_step: Callable[[str, str, float], None] = lambda kind, outcome, seconds: None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -59,6 +60,8 @@ class Reconciler:
         self.deployments = DeploymentController(runtime, progress_s=progress_s, idle_s=idle_s, store=store)
         self._controllers: dict[str, Controller] = {self.deployments.kind: self.deployments}
         self._on_status = on_status
+        self._on_step = on_step
+        """Told ``(kind, outcome, seconds)`` after each step (the API's metrics); ``error`` when a step raised."""
         self._limit = asyncio.Semaphore(concurrency)
         self._due: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
@@ -86,6 +89,11 @@ class Reconciler:
         if self.deployments.demand(ident):
             self._due[(self.deployments.kind, ident)] = time.monotonic()
             self._wake.set()
+
+    def queue_depth(self) -> tuple[int, int]:
+        """``(due now, scheduled in all)``; call it on the loop's thread (it reads the schedule unlocked)."""
+        now = time.monotonic()
+        return sum(1 for at in self._due.values() if at <= now), len(self._due)
 
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
@@ -131,12 +139,16 @@ class Reconciler:
 
     async def _look(self, key: Key) -> None:
         async with self._limit:
+            started = time.monotonic()
             try:
                 outcome = await self.reconcile(*key)
+                label = type(outcome).__name__.lower()
             except Exception as exc:  # one broken object must not stop the loop
                 log.exception("reconciling %s %s failed", *key)
                 outcome = Retry(self._backoff(key)) if not isinstance(exc, NotFoundError) else Gone()
+                label = "error"
         now = time.monotonic()
+        self._on_step(key[0], label, now - started)
         match outcome:
             case Settled():
                 self._failures.pop(key, None)
