@@ -42,7 +42,7 @@ def test_lifetime_is_capped_by_the_configured_maximum() -> None:
 def now_payload(**changes: object) -> dict[str, object]:
     now = int(time.time())
     payload: dict[str, object] = {"sub": "alice", "aud": AUDIENCE, "iss": "legion", "iat": now, "nbf": now,
-                                  "exp": now + 600, "jti": "abc"}  # fmt: skip
+                                  "exp": now + 24 * 3600, "jti": "abc"}  # fmt: skip
     payload.update(changes)
     return {k: v for k, v in payload.items() if v is not None}
 
@@ -51,7 +51,7 @@ ATTACKS = {
     "alg none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(now_payload()) + ".",
     "wrong key": jwt.encode(now_payload(), "another-secret-" + "y" * 49, algorithm="HS256"),
     "expired": jwt.encode(now_payload(exp=int(time.time()) - 10), CONFIG.secret, algorithm="HS256"),
-    "not yet valid": jwt.encode(now_payload(nbf=int(time.time()) + 600), CONFIG.secret, algorithm="HS256"),
+    "not yet valid": jwt.encode(now_payload(nbf=int(time.time()) + 24 * 3600), CONFIG.secret, algorithm="HS256"),
     "wrong audience": jwt.encode(now_payload(aud="someone-else"), CONFIG.secret, algorithm="HS256"),
     "wrong issuer": jwt.encode(now_payload(iss="mallory"), CONFIG.secret, algorithm="HS256"),
     "no expiry": jwt.encode(now_payload(exp=None), CONFIG.secret, algorithm="HS256"),

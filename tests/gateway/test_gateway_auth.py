@@ -38,10 +38,13 @@ def _b64(part: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
 
 
+DAY_S = 24 * 3600  # tokens are made when the module is imported, minutes before a test uses them in a long run
+
+
 def claims(**changes: Any) -> dict[str, Any]:
     now = int(time.time())
     payload = {"sub": "mallory", "aud": "legion-model-api", "iss": "legion", "iat": now, "nbf": now,
-               "exp": now + 600, "jti": "forged", "models": [{"name": "toy", "version": "1"}], **changes}  # fmt: skip
+               "exp": now + DAY_S, "jti": "forged", "models": [{"name": "toy", "version": "1"}], **changes}  # fmt: skip
     return {k: v for k, v in payload.items() if v is not None}
 
 
@@ -65,7 +68,7 @@ ATTACKS: dict[str, dict[str, str]] = {
     "wrong key": bearer(jwt.encode(claims(), "another-secret-" + "k" * 49, algorithm="HS256")),
     "HS512 with the right key": bearer(jwt.encode(claims(), SECRET, algorithm="HS512")),
     "expired": bearer(hs256(exp=int(time.time()) - 5, iat=int(time.time()) - 700)),
-    "not yet valid": bearer(hs256(nbf=int(time.time()) + 300)),
+    "not yet valid": bearer(hs256(nbf=int(time.time()) + DAY_S)),
     "wrong model": bearer(token(("census", "1"))),
     "wrong version": bearer(token(("toy", "2"))),
     "no model scope": bearer(hs256(models=None)),
@@ -223,7 +226,7 @@ async def test_identity_provider_tokens_are_checked_with_its_jwks(toy_source: St
             "key not in the JWKS": rs256(stranger, "k1"),
             "unknown kid": rs256(stranger, "k9"),
             "expired": rs256(first, "k1", exp=int(time.time()) - 5),
-            "not yet valid": rs256(first, "k1", nbf=int(time.time()) + 300),
+            "not yet valid": rs256(first, "k1", nbf=int(time.time()) + DAY_S),
             "wrong issuer": rs256(first, "k1", iss="legion"),
             "wrong audience": rs256(first, "k1", aud="account"),
             "wrong model": rs256(first, "k1", models=[{"name": "census", "version": "1"}]),
