@@ -66,10 +66,9 @@ from legion.api.runtime.processes import (
     KILL_WAIT_S,
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
-    RESET_SIGNALS,
-    inheritable_fds,
     runs_with,
     signal_pid,
+    spawn_detached,
     wait_until_gone,
     write_atomically,
 )
@@ -335,24 +334,7 @@ class LocalJobs:
     def _spawn(self, directory: Path, cwd: Path, argv: list[str], env: dict[str, str]) -> int:
         exit_path = directory / EXIT_CODE_NAME
         launcher = [self.python, "-I", "-c", _LAUNCHER, str(exit_path), str(cwd), *argv]
-        actions: list[tuple[int | str, ...]] = [
-            *((os.POSIX_SPAWN_CLOSE, fd) for fd in inheritable_fds()),
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(directory / LOG_NAME), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        try:
-            return os.posix_spawnp(
-                self.python,
-                launcher,
-                env,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=RESET_SIGNALS,
-                setsigmask=(),
-            )
-        except OSError as exc:
-            raise PermanentRuntimeError(f"cannot start {self.python!r}: {exc.strerror or exc}") from exc
+        return spawn_detached(launcher, env, directory / LOG_NAME)
 
 
 # -- the training's environment -------------------------------------------------------------------------------

@@ -63,10 +63,9 @@ from legion.api.runtime.processes import (
     KILL_WAIT_S,
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
-    RESET_SIGNALS,
-    inheritable_fds,
     runs_with,
     signal_pid,
+    spawn_detached,
     wait_until_gone,
     write_atomically,
 )
@@ -296,25 +295,7 @@ class LocalRuntime:
         log_path = directory / f"replica-{number}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
         argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
-        actions: list[tuple[int | str, ...]] = [
-            *((os.POSIX_SPAWN_CLOSE, fd) for fd in inheritable_fds()),
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        try:
-            # The replica inherits the API's environment, as any child process does.
-            pid = os.posix_spawnp(
-                self.python,
-                argv,
-                os.environ,
-                file_actions=actions,
-                setsid=True,
-                setsigdef=RESET_SIGNALS,
-                setsigmask=(),
-            )
-        except OSError as exc:
-            raise PermanentRuntimeError(f"cannot start {self.python!r}: {exc.strerror or exc}") from exc
+        pid = spawn_detached(argv, os.environ, log_path)  # the replica inherits the API's environment
         replica = _Replica(
             number=number,
             pid=pid,

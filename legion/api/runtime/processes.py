@@ -13,9 +13,11 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
+
+from legion.api.runtime.base import PermanentRuntimeError
 
 POLL_INTERVAL_S: Final = 0.05
 KILL_WAIT_S: Final = 5.0
@@ -56,6 +58,26 @@ def inheritable_fds() -> list[int]:
                 if fd > 2 and os.get_inheritable(fd):
                     fds.append(fd)
     return fds
+
+
+def spawn_detached(argv: list[str], env: Mapping[str, str], log_path: Path) -> int:
+    """Start ``argv`` in a session of its own, stdin from /dev/null, stdout and stderr appended to ``log_path``,
+    with default signal handling and none of this process's inheritable descriptors; its pid.
+
+    Raises ``PermanentRuntimeError`` when the program cannot be started.
+    """
+    actions: list[tuple[int | str, ...]] = [
+        *((os.POSIX_SPAWN_CLOSE, fd) for fd in inheritable_fds()),
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(log_path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
+    try:
+        return os.posix_spawnp(
+            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=RESET_SIGNALS, setsigmask=()
+        )
+    except OSError as exc:
+        raise PermanentRuntimeError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from exc
 
 
 def signal_pid(pid: int, signum: int, *, group: bool = False) -> bool:
