@@ -35,7 +35,7 @@ class JobController(ABC):
 
     async def remove(self, ident: str) -> bool:
         try:
-            await self.jobs.delete_training(ident, self.job_kind)
+            await self.jobs.delete(ident, self.job_kind)
         except TemporaryRuntimeError:
             return False
         return True

@@ -1,7 +1,7 @@
 """``LocalJobs``: each ModelTraining is a Python process on this machine, with its log, metrics and model in files.
 
-The reconcile loop calls ``start_training`` (idempotent), then ``observe_training`` until the job has ended, and
-``cancel_training`` / ``delete_training`` when the resource goes. Every call returns at once; nothing waits for a
+The reconcile loop calls ``start_training`` (idempotent), then ``observe`` until the job has ended, and
+``cancel`` / ``delete`` when the resource goes. Every call returns at once; nothing waits for a
 training to finish. Getting the code (git) is the caller's job: ``start_training`` is given a ``source_dir``.
 
 Everything about a training is in ``WORK_DIR/trainings/<id>/``::
@@ -36,7 +36,7 @@ Usage::
 
     jobs = LocalJobs(Path("~/.legion/runtime").expanduser())
     await jobs.start_training("census-1", spec, source_dir=Path("examples/census_income"))
-    observation = await jobs.observe_training("census-1")   # state "running", then "succeeded" or "failed"
+    observation = await jobs.observe("census-1")   # state "running", then "succeeded" or "failed"
     async for line in jobs.follow_log("census-1", follow=True):
         print(line)
 """
@@ -156,7 +156,7 @@ class LocalJobs:
 
         jobs = LocalJobs(work_dir)
         await jobs.start_training("wine-1", spec, source_dir=checkout)
-        while (observation := await jobs.observe_training("wine-1")) and observation.state == "running":
+        while (observation := await jobs.observe("wine-1")) and observation.state == "running":
             await asyncio.sleep(1)
     """
 
@@ -215,15 +215,12 @@ class LocalJobs:
             write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
             log.info("started job %s (pid %s) in %s", directory.relative_to(self.work_dir), pid, cwd)
 
-    async def observe_training(self, training_id: str) -> JobObservation | None:
-        """Whether the training runs, succeeded or failed, and its metrics; None if it was never started.
+    async def observe(self, job_id: str, kind: JobKind = TRAININGS) -> JobObservation | None:
+        """Whether the job runs, succeeded or failed, and its metrics; None if it was never started. A training's
+        product is a model directory, a packaging's a package directory.
 
         An ended process that was this runtime's child is reaped here (and its exit code recorded).
         """
-        return await self.observe(training_id)
-
-    async def observe(self, job_id: str, kind: JobKind = TRAININGS) -> JobObservation | None:
-        """``observe_training`` for a job of either kind; a packaging's product is a package directory."""
         directory = self._directory(job_id, kind)
         product = MANIFEST_NAME if kind == TRAININGS else PACKAGE_MANIFEST_NAME
         state = _load(directory)
@@ -249,9 +246,9 @@ class LocalJobs:
         reason = f"{why}; its log ends:\n{_log_tail(directory / LOG_NAME)}"
         return JobObservation("failed", exit_code, reason, metrics, pid=state.pid)
 
-    async def cancel_training(self, training_id: str, kind: JobKind = TRAININGS) -> bool:
-        """SIGTERM the training's process group, SIGKILL it after ``stop_timeout_s``; True once it has stopped."""
-        directory = self._directory(training_id, kind)
+    async def cancel(self, job_id: str, kind: JobKind = TRAININGS) -> bool:
+        """SIGTERM the job's process group, SIGKILL it after ``stop_timeout_s``; True once it has stopped."""
+        directory = self._directory(job_id, kind)
         async with self._lock(directory):
             state = _load(directory)
             if state is None or not _check(directory, state)[0]:
@@ -263,19 +260,19 @@ class LocalJobs:
                 return True
             if await _wait_ended(directory, state, self.stop_timeout_s):
                 return True
-            log.warning("training %s (pid %s) ignored SIGTERM; killing it", training_id, state.pid)
+            log.warning("job %s (pid %s) ignored SIGTERM; killing it", job_id, state.pid)
             if not _signal(directory, state, signal.SIGKILL):
                 return True
             return await _wait_ended(directory, state, KILL_WAIT_S)
 
-    async def delete_training(self, training_id: str, kind: JobKind = TRAININGS) -> None:
-        """Cancel the training and remove its directory (log, metrics, model and all).
+    async def delete(self, job_id: str, kind: JobKind = TRAININGS) -> None:
+        """Cancel the job and remove its directory (log, metrics, model and all).
 
         Raises ``TemporaryRuntimeError`` if its process did not stop; the directory is kept then.
         """
-        if not await self.cancel_training(training_id, kind):
-            raise TemporaryRuntimeError(f"the process of job {training_id} did not stop")
-        directory = self._directory(training_id, kind)
+        if not await self.cancel(job_id, kind):
+            raise TemporaryRuntimeError(f"the process of job {job_id} did not stop")
+        directory = self._directory(job_id, kind)
         async with self._lock(directory):
             shutil.rmtree(directory, ignore_errors=True)
         self._locks.pop(directory, None)

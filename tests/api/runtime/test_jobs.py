@@ -120,7 +120,7 @@ def work_dir(tmp_path: Path) -> Iterator[Path]:
     jobs = LocalJobs(work, stop_timeout_s=5)
     trainings = work / "trainings"
     for directory in sorted(trainings.iterdir()) if trainings.is_dir() else ():
-        asyncio.run(jobs.delete_training(directory.name))
+        asyncio.run(jobs.delete(directory.name))
     left = children() - before
     for pid in left:  # last resort, by pid, so that one failing test does not leak into the next
         os.kill(pid, signal.SIGKILL)
@@ -153,7 +153,7 @@ async def ended(jobs: LocalJobs, training_id: str) -> JobObservation:
     """Observe until the training is no longer running."""
     end = time.monotonic() + DEADLINE_S
     while True:
-        observation = await jobs.observe_training(training_id)
+        observation = await jobs.observe(training_id)
         assert observation is not None
         if observation.state != "running":
             return observation
@@ -190,7 +190,7 @@ async def test_a_training_saves_a_model_with_its_metrics_hyper_parameters_and_en
         envs=[{"name": "CUSTOM_FLAG", "value": "on"}],
     )
     await jobs.start_training("double-1", spec, source_dir=source, git_commit="abc123")
-    first = await jobs.observe_training("double-1")
+    first = await jobs.observe("double-1")
     assert first is not None
     await jobs.start_training("double-1", spec, source_dir=source)  # started already: nothing happens
 
@@ -253,8 +253,8 @@ async def test_work_dir_and_missing_entrypoint_are_refused_before_anything_start
         await jobs.start_training("missing", training("missing.py"), source_dir=source)
     with pytest.raises(PermanentRuntimeError, match="does not exist"):
         await jobs.start_training("missing", training("train.py", workDir="nowhere"), source_dir=source)
-    assert await jobs.observe_training("missing") is None
-    assert await jobs.cancel_training("missing") is True
+    assert await jobs.observe("missing") is None
+    assert await jobs.cancel("missing") is True
     with pytest.raises(NotFoundError):
         [line async for line in jobs.follow_log("missing", follow=False)]
 
@@ -269,7 +269,7 @@ async def test_follow_log_yields_lines_as_they_are_written_and_ends_with_the_job
     lines = jobs.follow_log("follow", follow=True)
     async with asyncio.timeout(DEADLINE_S):
         assert await anext(lines) == "line 1"
-        observation = await jobs.observe_training("follow")
+        observation = await jobs.observe("follow")
         assert observation is not None
         assert observation.state == "running"
         assert [line async for line in jobs.follow_log("follow", follow=False)] == ["line 1"]
@@ -287,23 +287,23 @@ async def test_cancel_stops_a_running_training_and_delete_removes_it(
     jobs = LocalJobs(work_dir)
     await jobs.start_training("long", training("wait.py", args=[str(tmp_path / "never"), "0"]), source_dir=source)
     await log_contains(jobs, "long", "line 1")
-    running = await jobs.observe_training("long")
+    running = await jobs.observe("long")
     assert running is not None
     assert (running.state, running.pid is not None) == ("running", True)
 
-    assert await jobs.cancel_training("long") is True
+    assert await jobs.cancel("long") is True
     assert running.pid is not None
     assert gone(running.pid)
-    observation = await jobs.observe_training("long")
+    observation = await jobs.observe("long")
     assert observation is not None
     assert (observation.state, observation.exit_code) == ("failed", -signal.SIGTERM)
     assert observation.reason is not None
     assert observation.reason.startswith("cancelled (killed by SIGTERM)")
-    assert await jobs.cancel_training("long") is True  # stopped already
+    assert await jobs.cancel("long") is True  # stopped already
 
-    await jobs.delete_training("long")
+    await jobs.delete("long")
     assert not (work_dir / "trainings" / "long").exists()
-    assert await jobs.observe_training("long") is None
+    assert await jobs.observe("long") is None
 
 
 async def test_a_training_that_ignores_sigterm_is_killed(work_dir: Path, source: Path, tmp_path: Path) -> None:
@@ -311,8 +311,8 @@ async def test_a_training_that_ignores_sigterm_is_killed(work_dir: Path, source:
     spec = training("wait.py", args=[str(tmp_path / "never"), "0", "ignore-term"])
     await jobs.start_training("deaf", spec, source_dir=source)
     await log_contains(jobs, "deaf", "line 1")
-    assert await jobs.cancel_training("deaf") is True
-    observation = await jobs.observe_training("deaf")
+    assert await jobs.cancel("deaf") is True
+    observation = await jobs.observe("deaf")
     assert observation is not None
     assert observation.pid is not None
     assert gone(observation.pid)
@@ -337,7 +337,7 @@ async def test_a_new_instance_adopts_trainings_started_by_an_earlier_api_process
     jobs = LocalJobs(work_dir)
     pids: dict[str, int] = {}
     for training_id in specs:
-        observation = await jobs.observe_training(training_id)
+        observation = await jobs.observe(training_id)
         assert observation is not None
         assert observation.state == "running"
         assert observation.pid is not None
@@ -352,9 +352,9 @@ async def test_a_new_instance_adopts_trainings_started_by_an_earlier_api_process
     assert observation.reason is not None
     assert observation.reason.startswith("exit code 5")
 
-    assert await jobs.cancel_training("adopted-cancel") is True
+    assert await jobs.cancel("adopted-cancel") is True
     assert await eventually_gone(pids["adopted-cancel"])
-    cancelled = await jobs.observe_training("adopted-cancel")
+    cancelled = await jobs.observe("adopted-cancel")
     assert cancelled is not None
     assert (cancelled.state, cancelled.exit_code) == ("failed", -signal.SIGTERM)
 
