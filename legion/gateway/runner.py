@@ -13,18 +13,17 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from types import FrameType
 
 import uvicorn
 
 from legion.core.errors import LegionError
 from legion.core.logs import configure_logging
 from legion.core.net import bind, url_of
+from legion.core.workers import supervise
 from legion.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -81,39 +80,19 @@ def _supervise(settings: GatewaySettings, sock: socket.socket, multiprocess_dir:
 
     context = multiprocessing.get_context("spawn")
     port = sock.getsockname()[1]
-    stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
         process = context.Process(target=_worker, args=(settings, port, multiprocess_dir), daemon=False)
         process.start()
         return process
 
-    workers = [start() for _ in range(settings.workers)]
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    exit_code = 0
-    while workers:
-        multiprocessing.connection.wait([p.sentinel for p in workers])
-        for process in [p for p in workers if not p.is_alive()]:
-            workers.remove(process)
-            if process.pid is not None:
-                multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # untyped library
-            code = process.exitcode or 0
-            if stopping:
-                exit_code = exit_code or max(code, 0)
-            elif code >= 2:  # a LegionError's exit code: the settings are wrong, another worker would fail too
-                exit_code = code
-                forward(signal.SIGTERM, None)
-            else:
-                log.warning("gateway worker %s exited with %s; starting another", process.pid, code)
-                workers.append(start())
-    sock.close()
-    return exit_code
+    try:
+        return supervise(
+            start,
+            settings.workers,
+            fatal=lambda code: code >= 2,  # a LegionError's exit code: the settings are wrong, another would fail too
+            on_exit=multiprocess.mark_process_dead,
+            name="gateway worker",
+        )
+    finally:
+        sock.close()

@@ -13,18 +13,17 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from types import FrameType
 
 import uvicorn
 
 from legion.core.errors import LegionError, ModelFormatError
 from legion.core.logs import configure_logging
 from legion.core.net import bind, url_of
+from legion.core.workers import supervise
 from legion.serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -98,38 +97,19 @@ def _supervise(settings: ServerSettings, port: int, multiprocess_dir: str, sock:
 
     context = multiprocessing.get_context("spawn")
     payload = settings.model_dump_json()
-    stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
         process = context.Process(target=_worker, args=(payload, port, multiprocess_dir), daemon=False)
         process.start()
         return process
 
-    workers = [start() for _ in range(settings.workers)]
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    exit_code = 0
-    while workers:
-        multiprocessing.connection.wait([p.sentinel for p in workers])
-        for process in [p for p in workers if not p.is_alive()]:
-            workers.remove(process)
-            if process.pid is not None:
-                multiprocess.mark_process_dead(process.pid)  # type: ignore[no-untyped-call]  # untyped library
-            code = max(process.exitcode or 0, 0)  # a worker ended by the signal we forwarded exits cleanly
-            if code == ModelFormatError.exit_code or stopping:
-                exit_code = exit_code or code
-                if not stopping:
-                    forward(signal.SIGTERM, None)
-            elif not stopping:
-                log.warning("worker %s exited with %s; starting another", process.pid, code)
-                workers.append(start())
-    sock.close()
-    return exit_code
+    try:
+        return supervise(
+            start,
+            settings.workers,
+            fatal=lambda code: code == ModelFormatError.exit_code,  # the model cannot load: nor would it again
+            on_exit=multiprocess.mark_process_dead,
+            name="worker",
+        )
+    finally:
+        sock.close()
