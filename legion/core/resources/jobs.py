@@ -129,9 +129,10 @@ class TrainingResult(WireModel):
     run_id: str | None = None
 
 
-class ModelTrainingStatus(WireModel):
+class JobStatus(WireModel):
+    """What trainings and packagings both report about their run."""
+
     state: JobState = "scheduling"
-    artifacts: list[TrainingResult] = Field(default_factory=list)
     exit_code: int | None = None
     reason: str | None = None
     message: str | None = None
@@ -139,6 +140,10 @@ class ModelTrainingStatus(WireModel):
     process_id: int | None = None
     observed_generation: int | None = Field(default=None, description="the spec generation this run is of")
     last_updated_time: datetime | None = None
+
+
+class ModelTrainingStatus(JobStatus):
+    artifacts: list[TrainingResult] = Field(default_factory=list)
 
 
 class ModelTraining(ResourceBase):
@@ -226,16 +231,8 @@ class PackagingResult(WireModel):
     value: str
 
 
-class ModelPackagingStatus(WireModel):
-    state: JobState = "scheduling"
+class ModelPackagingStatus(JobStatus):
     results: list[PackagingResult] = Field(default_factory=list)
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    pod_name: str | None = None
-    process_id: int | None = None
-    observed_generation: int | None = Field(default=None, description="the spec generation this run is of")
-    last_updated_time: datetime | None = None
 
 
 class ModelPackaging(ResourceBase):
