@@ -9,6 +9,8 @@ job, its exit code).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -32,51 +34,67 @@ def _current(document: dict[str, Any], status: dict[str, Any]) -> bool:
     return generation is None or status.get("observedGeneration") == generation
 
 
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What one look at the object says: the progress line, and whether it is done or has failed (and why)."""
+
+    line: str
+    done: bool = False
+    failure: str | None = None
+
+
+def _follow(fetch: Callable[[], dict[str, Any]], judge: Callable[[dict[str, Any]], _Look], timeout_s: float,
+            late: str) -> dict[str, Any]:  # fmt: skip
+    """Poll ``fetch`` until ``judge`` says done, printing each new progress line with the time since the start;
+    a failure, or ``late`` after ``timeout_s``, is an error."""
+    started = time.monotonic()
+    shown = None
+    while True:
+        current = fetch()
+        look = judge(current)
+        if look.line != shown:
+            click.echo(f"[{time.monotonic() - started:5.1f}s] {look.line}", err=True)
+            shown = look.line
+        if look.done:
+            return current
+        if look.failure is not None:
+            raise WaitFailedError(look.failure)
+        if time.monotonic() - started > timeout_s:
+            raise UnavailableError(f"{late} after {timeout_s:.0f} s ({look.line})")
+        time.sleep(POLL_S)
+
+
 def wait_for_deployment(session: LegionClient, deployment_id: str, timeout_s: float) -> dict[str, Any]:
     """Poll until Ready for the current spec; print each change; ``Failed`` and time-outs are errors."""
-    deadline = time.monotonic() + timeout_s
-    shown = None
-    started = time.monotonic()
-    while True:
-        current = session.get(PATH, deployment_id)
+
+    def judge(current: dict[str, Any]) -> _Look:
         status = current.get("status", {})
         want = current.get("spec", {}).get("minReplicas", 1)
         line = f"{deployment_id}: {status.get('state', 'Processing')} {status.get('availableReplicas', 0)}/{want}"
-        if line != shown:
-            click.echo(f"[{time.monotonic() - started:5.1f}s] {line}", err=True)
-            shown = line
         ready = status.get("state") == "Ready" and status.get("availableReplicas") == want
-        if ready and _current(current, status):
-            return current
-        if status.get("state") == "Failed":
-            raise WaitFailedError(f"deployment {deployment_id} failed: {status.get('reason', 'no reason given')}")
-        if time.monotonic() > deadline:
-            raise UnavailableError(f"deployment {deployment_id} is not Ready after {timeout_s:.0f} s ({line})")
-        time.sleep(POLL_S)
+        failed = status.get("state") == "Failed"
+        why = f"deployment {deployment_id} failed: {status.get('reason', 'no reason given')}" if failed else None
+        return _Look(line, ready and _current(current, status), why)
+
+    return _follow(
+        lambda: session.get(PATH, deployment_id), judge, timeout_s, f"deployment {deployment_id} is not Ready"
+    )
 
 
 def wait_for_job(session: LegionClient, kind: str, job_id: str, timeout_s: float) -> dict[str, Any]:
     """Poll a ModelTraining or ModelPackaging until its run of the current spec has ended; ``failed`` is an error."""
-    path = JOB_PATHS[kind]
-    deadline = time.monotonic() + timeout_s
-    shown = None
-    started = time.monotonic()
-    while True:
-        current = session.get(path, job_id)
+
+    def judge(current: dict[str, Any]) -> _Look:
         status = current.get("status", {})
         state = status.get("state", "scheduling") if _current(current, status) else "scheduling"
         line = f"{kind} {job_id}: {state}" + (f" ({status['message']})" if status.get("message") else "")
-        if line != shown:
-            click.echo(f"[{time.monotonic() - started:5.1f}s] {line}", err=True)
-            shown = line
-        if state == "succeeded":
-            return current
+        why = None
         if state == "failed":
             code = f" with exit code {status['exitCode']}" if status.get("exitCode") is not None else ""
-            raise WaitFailedError(f"{kind} {job_id} failed{code}: {status.get('reason', 'no reason given')}")
-        if time.monotonic() > deadline:
-            raise UnavailableError(f"{kind} {job_id} has not finished after {timeout_s:.0f} s ({line})")
-        time.sleep(POLL_S)
+            why = f"{kind} {job_id} failed{code}: {status.get('reason', 'no reason given')}"
+        return _Look(line, state == "succeeded", why)
+
+    return _follow(lambda: session.get(JOB_PATHS[kind], job_id), judge, timeout_s, f"{kind} {job_id} has not finished")
 
 
 def wait_for(session: LegionClient, kind: str, ident: str, timeout_s: float) -> dict[str, Any] | None:
