@@ -1,8 +1,9 @@
-"""Checks on processes the tests started (by pid): gone, or gone within a deadline."""
+"""Checks on processes the tests started (by pid): gone, gone within a deadline, and this process's children."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -19,3 +20,19 @@ async def eventually_gone(pid: int, deadline_s: float = 10.0) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+def children() -> set[int]:
+    """Pids of the processes this test process started and has not reaped (zombies included)."""
+    me = str(os.getpid())
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me:
+            found.add(int(entry.name))
+    return found

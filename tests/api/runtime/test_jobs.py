@@ -24,7 +24,7 @@ from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import NO_MODEL_REASON, JobObservation, LocalJobs
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec
-from tests.support.processes import eventually_gone, gone
+from tests.support.processes import children, eventually_gone, gone
 
 pytestmark = pytest.mark.anyio
 
@@ -93,22 +93,6 @@ asyncio.run(main())
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def children() -> set[int]:
-    """Pids of the processes this test process started and has not reaped (zombies included)."""
-    me = str(os.getpid())
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == me:
-            found.add(int(entry.name))
-    return found
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,7 @@ from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
 from legion.api.runtime.local import LocalRuntime
 from legion.core.net import bind
 from legion.core.resources import ModelDeploymentSpec
-from tests.support.processes import eventually_gone, gone
+from tests.support.processes import children, eventually_gone, gone
 
 pytestmark = pytest.mark.anyio
 
@@ -45,22 +45,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("models")
     builder.save(directory / "double.zip")
     return builder.save(directory / "double")
-
-
-def children() -> set[int]:
-    """Pids of the processes this test process started and has not reaped (zombies included)."""
-    me = str(os.getpid())
-    found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == me:
-            found.add(int(entry.name))
-    return found
 
 
 def replica_pids(model: Path) -> set[int]:
