@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
+from sqlalchemy import Engine
 
 from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
+from legion.api.feedback_routes import FeedbackMetrics, StoreReader, records_router
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
@@ -35,9 +37,9 @@ from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
+from legion.api.storage.feedback import FeedbackStore
 from legion.api.tokens_routes import token_router
 from legion.api.ui import (
-    NoFeedback,
     TrafficMonitor,
     feedback_router,
     request_token,
@@ -90,11 +92,19 @@ def _waker(reconciler: Reconciler | None, signal: ChangeSignal) -> Callable[[], 
     return wake
 
 
+def add_feedback_store(app: FastAPI, settings: ApiSettings, engine: Engine, metrics: ApiMetrics, caller: Any) -> None:
+    """Where gateways deliver records, and what reads the joined quality (dashboard, ``/metrics``)."""
+    feedback = FeedbackStore(engine, retention_s=settings.feedback_retention_s)
+    store_metrics = FeedbackMetrics(metrics.registry, feedback, settings.feedback_window_s)
+    metrics.before_scrape.append(store_metrics.refresh)
+    app.include_router(records_router(feedback, store_metrics, caller, settings.max_body_bytes))
+    app.include_router(feedback_router(StoreReader(feedback), caller, settings.feedback_window_s))
+
+
 def add_dashboard(
     app: FastAPI, settings: ApiSettings, store: ResourceStore, caller: Any, authenticate: Callable[[str], Claims]
 ) -> None:
     """The web dashboard (``/ui``) and the JSON it reads besides the resource routes."""
-    app.include_router(feedback_router(NoFeedback(), caller))  # the feedback store will replace NoFeedback
     app.include_router(traffic_router(TrafficMonitor(lambda: store.all("ModelDeployment")), caller))
     app.include_router(session_router(caller, dev=settings.dev))
     app.include_router(ui_router(authenticate, dev=settings.dev))
@@ -187,6 +197,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     app.include_router(metrics_router(metrics, store, reconciler.queue_depth if reconciler else None, caller))
+    add_feedback_store(app, settings, engine, metrics, caller)
     add_dashboard(app, settings, store, caller, lambda token: verifier.verify(token, settings.api_audience))
 
     @app.get("/health", tags=["health"])

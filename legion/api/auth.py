@@ -2,7 +2,8 @@
 
 Roles, from least to most: ``viewer`` reads everything; ``data-scientist`` also writes trainings, packagings,
 deployments, routes and connections and issues model tokens; ``admin`` also manages integrations and revokes
-tokens. ``legion api --dev`` turns all of it off (an anonymous admin), and says so on start.
+tokens. ``gateway`` (what a gateway signs itself besides ``viewer``) may deliver prediction and feedback records.
+``legion api --dev`` turns all of it off (an anonymous admin), and says so on start.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Caller:
     def can_issue_model_tokens(self) -> None:
         if not {"admin", "data-scientist"} & set(self.roles):
             raise ForbiddenError("only admins and data scientists may issue model tokens")
+
+    def can_write_records(self) -> None:
+        if not {"admin", "gateway"} & set(self.roles):
+            raise ForbiddenError("only gateways and admins may deliver prediction and feedback records")
 
     def is_admin(self) -> None:
         if "admin" not in self.roles:

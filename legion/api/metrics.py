@@ -39,6 +39,8 @@ class ApiMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.before_scrape: list[Callable[[], None]] = []
+        """Refreshers of scrape-time gauges that live elsewhere (the feedback store's), run under the lock."""
         self.requests = Counter(
             "legion_api_requests", "Management API requests answered, by route template, method and status code.",
             ("route", "method", "code"), registry=self.registry,
@@ -96,6 +98,8 @@ class ApiMetrics:
             for deployment in deployments:
                 self.replicas_desired.labels(deployment.id).set(int(deployment.spec.get("minReplicas", 1)))
                 self.replicas_available.labels(deployment.id).set(int(deployment.status.get("availableReplicas", 0)))
+            for refresh in self.before_scrape:
+                refresh()
             return generate_latest(self.registry)
 
 

@@ -47,5 +47,10 @@ class ApiSettings(LegionSettings):
     scale_to_zero_idle_s: float = Field(default=300.0, gt=0)
     """How long a ``minReplicas: 0`` deployment keeps the replica a request woke, after the last such request."""
 
+    feedback_window_s: float = Field(default=3600.0, gt=0)
+    """Online quality (``/api/v1/quality``, ``legion_feedback_*``) covers the predictions made this long ago."""
+    feedback_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Logged predictions and feedback older than this are dropped from the feedback store (the sinks keep theirs)."""
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'legion.db'}"

@@ -38,6 +38,7 @@ def request_response(
     request_body: Any,
     status: int,
     latency_s: float,
+    deployment: str | None = None,
     time: str | None = None,
 ) -> dict[str, Any]:
     return {
@@ -52,12 +53,19 @@ def request_response(
         "request_content": request_body,
         "response_status": status,
         "response_duration_s": latency_s,
+        "deployment": deployment,
         "time": time or _now(),
     }
 
 
 def response_body(
-    *, request_id: str, model_name: str, model_version: str, body: Any, time: str | None = None
+    *,
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    body: Any,
+    deployment: str | None = None,
+    time: str | None = None,
 ) -> dict[str, Any]:
     return {
         "tag": RESPONSE_BODY,
@@ -65,12 +73,19 @@ def response_body(
         "model_name": model_name,
         "model_version": model_version,
         "response_content": body,
+        "deployment": deployment,
         "time": time or _now(),
     }
 
 
 def feedback(
-    *, request_id: str, model_name: str, model_version: str, payload: Any, time: str | None = None
+    *,
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    payload: Any,
+    deployment: str | None = None,
+    time: str | None = None,
 ) -> dict[str, Any]:
     return {
         "tag": FEEDBACK,
@@ -78,5 +93,6 @@ def feedback(
         "model_name": model_name,
         "model_version": model_version,
         "payload": payload,
+        "deployment": deployment,
         "time": time or _now(),
     }

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Integer, MetaData, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Double, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -134,3 +134,46 @@ class RevokedTokenRow(Base):
     jti: Mapped[str] = mapped_column(String(255), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+REQUEST_ID_LENGTH = 200  # the gateway's limit on a caller's Request-ID
+
+
+class PredictionRow(Base):
+    """One logged prediction (``request_response`` and ``response_body`` records merged by request id)."""
+
+    __tablename__ = "predictions"
+
+    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_LENGTH), primary_key=True)
+    deployment: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    model_name: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    model_version: Mapped[str | None] = mapped_column(String(VERSION_LENGTH))
+    endpoint: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    time: Mapped[float] = mapped_column(Double, index=True)
+    """Unix time in seconds of the prediction."""
+    status: Mapped[int | None] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Double)
+    inputs: Mapped[Any] = mapped_column(JSON, nullable=True)
+    outputs: Mapped[Any] = mapped_column(JSON, nullable=True)
+    has_outputs: Mapped[bool] = mapped_column(Boolean)
+
+
+class FeedbackRow(Base):
+    """Ground truth for one request id and, once its prediction is known, how the prediction scored."""
+
+    __tablename__ = "feedback"
+
+    request_id: Mapped[str] = mapped_column(String(REQUEST_ID_LENGTH), primary_key=True)
+    deployment: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    model_name: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    model_version: Mapped[str | None] = mapped_column(String(VERSION_LENGTH))
+    payload: Mapped[Any] = mapped_column(JSON)
+    received: Mapped[float] = mapped_column(Double)
+    scored: Mapped[bool] = mapped_column(Boolean)
+    """Joined to its prediction (``kind`` is ``None`` when the two could not be compared)."""
+    kind: Mapped[str | None] = mapped_column(String(16))
+    compared: Mapped[int] = mapped_column(Integer)
+    correct: Mapped[int] = mapped_column(Integer)
+    abs_error: Mapped[float] = mapped_column(Double)
+    prediction_time: Mapped[float | None] = mapped_column(Double, index=True)
+    """Time of the prediction it was joined to: quality windows are over when predictions were made."""

@@ -27,7 +27,7 @@ from legion.api.storage import (
 
 SERVER_URL = os.environ.get("LEGION_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SECRET_FIELDS = {"Connection": ["password", "keySecret"]}
-TABLES = ("resources", "events", "model_versions", "revoked_tokens")
+TABLES = ("resources", "events", "model_versions", "revoked_tokens", "predictions", "feedback")
 
 
 class PostgresServer:

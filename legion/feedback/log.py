@@ -1,0 +1,122 @@
+"""``PredictionLog``: what a serving process holds to log predictions and feedback, from open to close.
+
+It claims a buffer directory of its own (``<root>/<n>``, the lowest ``n`` no live process holds: an ``flock`` on
+``<root>/<n>/lock``, which the kernel releases when the holder dies), so several workers never share a buffer
+and a restarted one takes over what a killed one left and ships it. ``prediction(...)`` and ``feedback(...)``
+append records (one ``write`` each: a kill -9 right after the call loses nothing) and return at once; a
+``Shipper`` thread delivers them to the sink, ``FanOutSink`` when there are several (a batch goes to each;
+one failing means the batch comes again to all: duplicates, never losses).
+
+    log = PredictionLog.open(Path("~/.legion/gateway/buffer"), lambda n: LocalSink(Path("~/.legion/logs"), n))
+    log.prediction(Prediction(request_id="...", model_name="census-income", ...))
+    log.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from legion.feedback import records
+from legion.feedback.buffer import DiskBuffer
+from legion.feedback.shipper import Shipper
+from legion.feedback.sinks import Sink
+
+
+class FanOutSink:
+    """Deliver each batch to every sink, in order; raise when any of them did not take it."""
+
+    def __init__(self, sinks: list[Sink]) -> None:
+        self.sinks = sinks
+        self.name = "+".join(s.name for s in sinks)
+
+    def deliver(self, batch: list[dict[str, Any]]) -> None:
+        for sink in self.sinks:
+            sink.deliver(batch)
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One model call as the gateway saw it (``request_body``/``response_body`` already decoded)."""
+
+    request_id: str
+    deployment: str
+    model_name: str
+    model_version: str
+    endpoint: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    request_body: Any
+    status: int
+    latency_s: float
+    response_body: Any
+
+
+class PredictionLog:
+    """A claimed buffer and its shipper; ``writer`` is the claimed number (sinks name their files by it)."""
+
+    def __init__(self, buffer: DiskBuffer, shipper: Shipper, writer: int, lock_fd: int) -> None:
+        self.buffer = buffer
+        self.shipper = shipper
+        self.writer = writer
+        self._lock_fd = lock_fd
+
+    @classmethod
+    def open(
+        cls, root: Path, make_sink: Callable[[int], Sink], *, max_bytes: int = 512 << 20, idle_s: float = 0.5
+    ) -> PredictionLog:
+        """Claim the lowest free ``root/<n>`` and start shipping it to ``make_sink(n)`` (files of different
+        buffers never collide: sinks name them by ``n``)."""
+        root.mkdir(parents=True, exist_ok=True)
+        writer = 0
+        while True:
+            directory = root / str(writer)
+            directory.mkdir(exist_ok=True)
+            descriptor = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                writer += 1
+                continue
+            break
+        buffer = DiskBuffer(directory, max_bytes=max_bytes)
+        return cls(buffer, Shipper(buffer, make_sink(writer), idle_s=idle_s).start(), writer, descriptor)
+
+    def prediction(self, p: Prediction) -> bool:
+        """Append the ``request_response`` and ``response_body`` records; False when the buffer was full."""
+        kept = self.buffer.append(
+            records.request_response(
+                request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
+                endpoint=p.endpoint, method=p.method, path=p.path, headers=p.headers, request_body=p.request_body,
+                status=p.status, latency_s=p.latency_s, deployment=p.deployment,
+            )
+        )  # fmt: skip
+        return self.buffer.append(
+            records.response_body(
+                request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
+                body=p.response_body, deployment=p.deployment,
+            )
+        ) and kept  # fmt: skip
+
+    def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:
+        """Append a ``feedback`` record; False when the buffer was full."""
+        name, version = model if model is not None else ("", "")
+        return self.buffer.append(
+            records.feedback(
+                request_id=request_id, model_name=name, model_version=version, payload=payload, deployment=deployment
+            )
+        )
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Deliver what is buffered (within ``timeout_s``), then let go of the buffer."""
+        self.shipper.stop(timeout_s)
+        self.buffer.close()
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
