@@ -73,6 +73,7 @@ def snapshot(store: ResourceStore, revocations: TokenRevocations) -> dict[str, A
             "modelName": item.status.get("modelName"),
             "modelVersion": item.status.get("modelVersion"),
             "deleting": item.deleting,
+            "predictionLogging": item.spec.get("predictionLogging", True),
         }
         for item in store.all("ModelDeployment")
     ]

@@ -25,6 +25,14 @@ from legion.core.errors import InvalidInputError
 @click.option("--issuer", default=None, help="Required token issuer (default legion).")
 @click.option("--audience", default=None, help="Required token audience (default legion-model-api).")
 @click.option("--no-auth", is_flag=True, default=None, help="Open every model to anyone (laptop only).")
+@click.option("--log-sink", type=click.Choice(["local", "s3", "fluentd", "none"]), default=None,
+              help="Where prediction and feedback records go (default local; S3/Fluentd details from "
+                   "LEGION_GATEWAY_LOG_S3_* / LEGION_GATEWAY_LOG_FLUENTD_*).")  # fmt: skip
+@click.option("--log-dir", type=click.Path(path_type=Path), default=None,
+              help="Root of the local sink: model_log/<tag>/<model>/<version>/... (~/.legion/logs).")  # fmt: skip
+@click.option("--log-buffer-dir", type=click.Path(path_type=Path), default=None,
+              help="On-disk buffer of records not yet delivered (~/.legion/gateway/buffer).")  # fmt: skip
+@click.option("--no-prediction-log", is_flag=True, default=None, help="Log no predictions and no feedback.")
 @click.pass_obj
 def gateway(obj: dict[str, Any] | None, /, **options: Any) -> None:
     """Run the gateway: routes, authenticates and meters every model call.
@@ -34,9 +42,11 @@ def gateway(obj: dict[str, Any] | None, /, **options: Any) -> None:
     from legion.gateway.runner import run  # noqa: PLC0415  # only this command needs the gateway
     from legion.gateway.settings import GatewaySettings  # noqa: PLC0415
 
-    values = {k: v for k, v in options.items() if v is not None and k != "no_auth"}
+    values = {k: v for k, v in options.items() if v is not None and k not in ("no_auth", "no_prediction_log")}
     if options["no_auth"]:
         values["auth"] = False
+    if options["no_prediction_log"]:
+        values["prediction_log"] = False
     try:
         settings = GatewaySettings(**values, **(obj or {}))
     except ValidationError as exc:

@@ -128,7 +128,8 @@ def _start_api(data_dir: Path, port: int, dev: bool) -> _Child:
 
 def _start_gateway(data_dir: Path, port: int, api_url: str, dev: bool) -> _Child:
     command = [sys.executable, "-m", "legion", "gateway", "--port", str(port), "--api-url", api_url,
-               "--keys-file", str(data_dir / "keys.json"), *(["--no-auth"] if dev else [])]  # fmt: skip
+               "--keys-file", str(data_dir / "keys.json"), "--log-dir", str(data_dir / "logs"),
+               "--log-buffer-dir", str(data_dir / "gateway" / "buffer"), *(["--no-auth"] if dev else [])]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return _Child(process, "gateway")
 

@@ -28,7 +28,7 @@ import jwt
 
 from legion.core.errors import InvalidInputError, UnauthorizedError
 
-ROLES: Final = ("admin", "data-scientist", "viewer")
+ROLES: Final = ("admin", "data-scientist", "viewer", "gateway")  # gateway: delivers prediction records
 ANY_VERSION: Final = "*"
 
 

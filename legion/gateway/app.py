@@ -21,6 +21,7 @@ from legion.gateway.feedback import FeedbackHandler, LogFeedbackSink, RecordingF
 from legion.gateway.forwarding import Forwarder
 from legion.gateway.jwks import JwksKeys
 from legion.gateway.metrics import GatewayMetrics
+from legion.gateway.predictions import PredictionRecorder, RecorderFeedbackSink
 from legion.gateway.proxy import Gateway
 from legion.gateway.settings import GatewaySettings
 from legion.gateway.sources import ApiRoutingSource, ApiTokens, FileRoutingSource, RoutingSource, RoutingWatcher
@@ -93,16 +94,22 @@ def create_app(
     authenticator, jwks = make_authenticator(settings, watcher)
     background = () if jwks is None else (jwks.run,)
     closing = (routing.close,) if jwks is None else (routing.close, jwks.close)
+    recorder = PredictionRecorder.open(settings) if settings.prediction_log else None
+    if recorder is not None:
+        closing = (*closing, recorder.close)
+    if feedback is None:
+        feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else RecorderFeedbackSink(recorder))
     return Gateway(
         watcher,
         forwarder,
         authenticator,
-        feedback or RecordingFeedbackHandler(LogFeedbackSink()),
+        feedback,
         metrics,
         max_body_bytes=settings.max_body_bytes,
         cold_start_timeout_s=settings.cold_start_timeout_s,
         demand_interval_s=settings.demand_interval_s,
         access_log=AccessLog() if settings.access_log else None,
+        recorder=recorder,
         background=background,
         on_close=closing,
     )

@@ -5,7 +5,9 @@ enough to be unique across processes and restarts), what the path addresses (``t
 (401 with a JSON body on any failure; health and metrics paths stay open), the body (413 over the limit), the
 deployment (a route's weighted choice), its scope check, a wait for a first replica if it has none (scale from
 zero: the runtime is asked for one and the request answered once it is ready), the call to a replica
-(``Forwarder``), a mirrored copy, then the answer with ``Request-ID``, the metrics and one access-log line.
+(``Forwarder``), a mirrored copy, the prediction's records (``predictions``: appended before the caller has the
+answer, so a 200 is never without its record), then the answer with ``Request-ID``, the metrics and one
+access-log line.
 
 Errors are answered as the model APIs answer them, ``{"error": "..."}`` with the ``LegionError``'s status.
 The gateway's own paths are ``/healthcheck`` (200 once a routing table is loaded) and ``/metrics``.
@@ -39,6 +41,7 @@ from legion.gateway.balancing import WeightedChoice
 from legion.gateway.feedback import FeedbackHandler, FeedbackRequest
 from legion.gateway.forwarding import Forwarder
 from legion.gateway.metrics import GatewayMetrics
+from legion.gateway.predictions import PredictionRecorder, is_prediction
 from legion.gateway.sources import RoutingWatcher
 from legion.gateway.table import Deployment, RoutingTable, Target, resolve
 
@@ -89,6 +92,7 @@ class Gateway:
         cold_start_timeout_s: float,
         demand_interval_s: float,
         access_log: AccessLog | None,
+        recorder: PredictionRecorder | None = None,
         background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = (),
         on_close: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = (),
     ) -> None:
@@ -101,6 +105,7 @@ class Gateway:
         self.cold_start_timeout_s = cold_start_timeout_s
         self.demand_interval_s = demand_interval_s
         self.access_log = access_log
+        self.recorder = recorder
         self.weights = WeightedChoice()
         self._background = background
         self._on_close = on_close
@@ -243,6 +248,10 @@ class Gateway:
                                                                      body)  # fmt: skip
         exchange.replica = replica
         exchange.upstream_s = upstream_s
+        if self.recorder is not None and deployment.prediction_logging and is_prediction(target.path):
+            self.recorder.record(deployment, request_id=rid, method=scope["method"], path=upstream_path,
+                                 headers=forwarded, body=body, content_type=content_type, response=response,
+                                 latency_s=upstream_s)  # fmt: skip
         headers = [(n, v) for n, v in response.headers if n not in _DROP_RESPONSE]
         return response.status, headers, response.body
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -86,6 +87,39 @@ class GatewaySettings(LegionSettings):
     """Largest request body accepted; a larger one gets 413."""
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish."""
+
+    # --- prediction logging (DESIGN §5)
+    prediction_log: bool = True
+    """Log every prediction (``request_response`` and ``response_body`` records) and feedback; a deployment opts
+    out with ``spec.predictionLogging: false``."""
+    log_buffer_dir: Path = Path.home() / ".legion" / "gateway" / "buffer"
+    """The on-disk buffer records wait in until the sink has them (one sub-directory per worker)."""
+    log_buffer_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
+    """Bytes the buffer may hold undelivered; past it new records are dropped (and counted), never waited for."""
+    log_sink: Literal["local", "s3", "fluentd", "none"] = "local"
+    """Where records go: a local directory in Legion's ``model_log/...`` layout, S3, Fluentd, or only the API."""
+    log_dir: Path = Path.home() / ".legion" / "logs"
+    """Root of the local sink (records land in ``<log_dir>/model_log/<tag>/<model>/<version>/...``)."""
+    log_s3_bucket: str | None = None
+    """Bucket of the S3 sink."""
+    log_s3_prefix: str = ""
+    """Key prefix in that bucket."""
+    log_s3_endpoint_url: str | None = None
+    """S3 endpoint other than AWS's (MinIO, moto)."""
+    log_s3_region: str | None = None
+    """Region of the bucket."""
+    log_s3_key_id: SecretStr | None = None
+    """Access key id (else boto3's usual credential chain)."""
+    log_s3_key_secret: SecretStr | None = None
+    """Secret access key."""
+    log_fluentd_host: str = "127.0.0.1"
+    """Fluentd (or Fluent Bit) forward-protocol input."""
+    log_fluentd_port: int = Field(default=24224, ge=1, le=65535)
+    """Its port."""
+    log_fluentd_tag: str = "legion"
+    """Tag prefix: records are tagged ``<prefix>.<record tag>``."""
+    feedback_store: bool = True
+    """Also deliver records to the management API's feedback store (when the routing comes from the API)."""
 
     # --- logs
     access_log: bool = True

@@ -124,7 +124,8 @@ class FileRoutingSource:
 
 
 class ApiTokens:
-    """The token the gateway shows the API: the one configured, or a viewer token it signs with the shared secret."""
+    """The token the gateway shows the API: the one configured, or one it signs with the shared secret (roles
+    ``viewer`` and ``gateway``: read the routing, deliver prediction records)."""
 
     def __init__(self, token: str | None, secret: str | None, audience: str) -> None:
         if token is None and secret is None:
@@ -137,7 +138,7 @@ class ApiTokens:
     def current(self) -> str:
         if self._issuer is not None and time.time() > self._expires - SELF_TOKEN_TTL_S / 4:
             self._token, claims = self._issuer.issue(
-                "legion-gateway", self._audience, SELF_TOKEN_TTL_S, roles=["viewer"]
+                "legion-gateway", self._audience, SELF_TOKEN_TTL_S, roles=["viewer", "gateway"]
             )
             self._expires = claims.expires_at
         assert self._token is not None

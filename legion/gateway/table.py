@@ -45,6 +45,7 @@ class _WireDeployment(_Wire):
     model_name: str | None = None
     model_version: str | None = None
     deleting: bool = False
+    prediction_logging: bool = True
 
 
 class _WireTarget(_Wire):
@@ -77,6 +78,8 @@ class Deployment:
     model_name: str | None
     model_version: str | None
     deleting: bool = False
+    prediction_logging: bool = True
+    """Log this deployment's predictions (``spec.predictionLogging``)."""
 
     @property
     def identity(self) -> tuple[str, str] | None:
@@ -116,7 +119,14 @@ class RoutingTable:
             raise InvalidInputError.for_fields(problems, prefix="invalid routing snapshot") from None
         deployments = {
             d.id: Deployment(
-                d.id, d.state, d.min_replicas, tuple(d.endpoints), d.model_name, d.model_version, d.deleting
+                d.id,
+                d.state,
+                d.min_replicas,
+                tuple(d.endpoints),
+                d.model_name,
+                d.model_version,
+                d.deleting,
+                d.prediction_logging,
             )
             for d in wire.deployments
         }

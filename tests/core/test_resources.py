@@ -772,6 +772,7 @@ def test_to_document_drops_none_and_empty_defaults() -> None:
             "maxReplicas": 1,
             "livenessProbeInitialDelay": 2,
             "readinessProbeInitialDelay": 2,
+            "predictionLogging": True,
         },
         "status": {"state": "Processing", "replicas": 0, "availableReplicas": 0},
     }

@@ -63,7 +63,7 @@ def exported(census_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     routing = tmp_path_factory.mktemp("deploy-gateway") / "routing.json"
     routing.write_text(json.dumps({"etag": "empty", "deployments": [], "routes": [], "revokedTokens": []}))
     gateway = ServerProcess(routing, command=[sys.executable, "-m", "legion", "gateway", "--port", "0",
-                                              "--routing-file", str(routing), "--no-auth"])  # fmt: skip
+                                              "--routing-file", str(routing), "--no-auth", "--no-prediction-log"])  # fmt: skip
     try:
         gateway.wait_ready(path="/healthcheck")
         names |= exported_names(httpx.get(f"{gateway.url}/metrics").text)

@@ -15,7 +15,9 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,9 +126,13 @@ def replicas() -> Iterator[dict[str, ServerProcess]]:
 class GatewayProcess(ServerProcess):
     """``legion gateway --port 0 --routing-file FILE`` with tokens signed by ``SECRET``."""
 
-    def __init__(self, routing_file: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, routing_file: Path, *args: str, env: dict[str, str] | None = None, logs: Path | None = None
+    ) -> None:
+        self.logs = logs = logs or routing_file.parent / f"gateway-logs-{uuid.uuid4().hex[:8]}"
+        """Its prediction log: ``logs/sink`` (the local sink) and ``logs/buffer`` (pass it on to a restart)."""
         command = [sys.executable, "-m", "legion", "gateway", "--port", "0", "--routing-file", str(routing_file),
-                   *args]  # fmt: skip
+                   "--log-dir", str(logs / "sink"), "--log-buffer-dir", str(logs / "buffer"), *args]  # fmt: skip
         super().__init__(routing_file, command=command,
                          env={"LEGION_GATEWAY_TOKEN_SECRET": SECRET, **(env or {})})  # fmt: skip
         self.wait_ready(path="/healthcheck")
@@ -151,6 +157,8 @@ async def running_gateway(
     source: RoutingSource, feedback: FeedbackHandler | None = None, **values: Any
 ) -> AsyncIterator[tuple[str, Gateway]]:
     """A gateway served by uvicorn in the test's event loop on 127.0.0.1, port 0; yields its URL and app."""
+    logs = tempfile.TemporaryDirectory(prefix="legion-test-gateway-")
+    values = {"log_dir": Path(logs.name) / "sink", "log_buffer_dir": Path(logs.name) / "buffer", **values}
     app = create_app(settings(**values), source=source, feedback=feedback)
     sock = bind("127.0.0.1", 0)
     config = uvicorn.Config(app, lifespan="on", access_log=False, log_config=None, http="httptools")
@@ -167,3 +175,4 @@ async def running_gateway(
         server.should_exit = True
         await task
         sock.close()
+        logs.cleanup()

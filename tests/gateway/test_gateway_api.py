@@ -31,7 +31,8 @@ def admin_token(data_dir: Path) -> str:
 
 def start_gateway(api: ServerProcess, data_dir: Path, *env: tuple[str, str]) -> ServerProcess:
     command = [sys.executable, "-m", "legion", "gateway", "--port", "0", "--api-url", api.url,
-               "--keys-file", str(data_dir / "keys.json")]  # fmt: skip
+               "--keys-file", str(data_dir / "keys.json"), "--log-dir", str(data_dir / "logs"),
+               "--log-buffer-dir", str(data_dir / "gateway-buffer")]  # fmt: skip
     # short long-polls: the API holds one until it ends, also while it shuts down
     gateway = ServerProcess(data_dir, command=command, env={"LEGION_GATEWAY_POLL_WAIT_S": "2", **dict(env)})
     gateway.wait_ready(path="/healthcheck")

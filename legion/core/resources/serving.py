@@ -50,6 +50,9 @@ class ModelDeploymentSpec(WireModel):
     image_pull_conn_id: ResourceId | None = Field(default=None, alias="imagePullConnID")
     role_name: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
+    prediction_logging: bool = Field(
+        default=True, description="log every prediction and its response through the gateway (DESIGN §5)"
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> ModelDeploymentSpec:

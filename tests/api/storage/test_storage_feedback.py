@@ -68,7 +68,7 @@ def test_redelivered_records_change_nothing(feedback_store: FeedbackStore) -> No
 
 def test_quality_is_per_version_and_over_a_sliding_window(feedback_store: FeedbackStore) -> None:
     now = time.time()
-    batch = prediction("old", high=True, at=now - 7200) + [truth("old", "<=50K")]  # wrong, two hours ago
+    batch = [*prediction("old", high=True, at=now - 7200), truth("old", "<=50K")]  # wrong, two hours ago
     batch += [*prediction("v1", high=True, at=now - 60), truth("v1", ">50K")]
     batch += [*prediction("v2", high=True, at=now - 60, version="2.0"), truth("v2", "<=50K")]
     feedback_store.ingest(batch)

@@ -1,0 +1,176 @@
+"""Prediction logging in the gateway (Legion's FluentD role): which calls are logged, what goes in the record, and
+where the records go.
+
+``PredictionRecorder.record(...)`` runs in the request path after the replica answered and before the caller
+gets the answer: it decodes the two bodies and appends a ``request_response`` and a ``response_body`` record to
+the gateway's ``PredictionLog`` (one ``write`` each; a kill -9 after the answer loses neither). A shipper thread
+delivers the buffer to the configured sink (``make_sink``: a local directory in Legion's layout by default, S3
+or Fluentd) and, when the routing comes from the management API, to its feedback store
+(``ApiRecordsSink``), which joins feedback to predictions. A model call is logged when its path is a prediction
+(``invoke``, ``batch``, ``infer``, ``invocations``, ``predict``) and its deployment did not switch logging off
+(``spec.predictionLogging: false``); ``info``, metadata and health calls are not predictions.
+
+The model name and version of a record are what the replica said in ``Model-Name``/``Model-Version`` (the
+deployment's, when it said nothing), so a route split between versions logs each call under its own version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Final
+
+import httpx
+import orjson
+
+from legion.core.errors import InvalidInputError
+from legion.feedback.log import FanOutSink, Prediction, PredictionLog
+from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink, Sink
+from legion.gateway.feedback import FeedbackRecord
+from legion.gateway.settings import GatewaySettings
+from legion.gateway.sources import ApiTokens
+from legion.gateway.table import Deployment
+from legion.gateway.upstream import UpstreamResponse
+
+log = logging.getLogger(__name__)
+
+PREDICTION_WORDS: Final = frozenset({b"invoke", b"batch", b"infer", b"invocations", b"predict"})
+RECORDS_PATH: Final = "/api/v1/feedback/records"
+_JSON_TYPES: Final = (b"application/json", b"text/json")
+
+
+def is_prediction(path: bytes) -> bool:
+    """A model call that makes a prediction (``/api/model/invoke``, ``/v2/models/m/infer``, ``/invocations``...)."""
+    return any(part in PREDICTION_WORDS for part in path.split(b"?", 1)[0].split(b"/"))
+
+
+def decode(body: bytes, content_type: bytes) -> Any:
+    """JSON bodies as their value; anything else as text (bytes that are not UTF-8 as latin-1)."""
+    if not body:
+        return None
+    if content_type.split(b";", 1)[0].strip().lower() in _JSON_TYPES:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+class ApiRecordsSink:
+    """The management API's feedback store, ``POST /api/v1/feedback/records`` in chunks (called by the shipper's
+    thread, so it is synchronous)."""
+
+    name = "api"
+
+    def __init__(self, api_url: str, tokens: ApiTokens, *, chunk: int = 500, timeout_s: float = 10.0) -> None:
+        self.url = api_url.rstrip("/") + RECORDS_PATH
+        self.tokens = tokens
+        self.chunk = chunk
+        self._client = httpx.Client(timeout=timeout_s, trust_env=False)
+
+    def deliver(self, records: list[dict[str, Any]]) -> None:
+        for start in range(0, len(records), self.chunk):
+            answer = self._client.post(
+                self.url,
+                content=orjson.dumps(records[start : start + self.chunk], option=orjson.OPT_SERIALIZE_NUMPY),
+                headers={"Authorization": f"Bearer {self.tokens.current()}", "Content-Type": "application/json"},
+            )
+            if answer.status_code != 200:
+                raise ConnectionError(f"the feedback store answered {answer.status_code}: {answer.text[:200]}")
+
+
+def make_sink(settings: GatewaySettings, writer: int) -> Sink:
+    """The configured sink, plus the API's feedback store when the routing comes from the API."""
+    sinks: list[Sink] = []
+    if settings.log_sink == "local":
+        sinks.append(LocalSink(settings.log_dir.expanduser(), writer))
+    elif settings.log_sink == "s3":
+        if not settings.log_s3_bucket:
+            raise InvalidInputError("the s3 log sink needs a bucket (--log-s3-bucket)")
+        sinks.append(S3Sink.from_settings(
+            settings.log_s3_bucket, prefix=settings.log_s3_prefix, endpoint_url=settings.log_s3_endpoint_url,
+            region=settings.log_s3_region,
+            key_id=settings.log_s3_key_id.get_secret_value() if settings.log_s3_key_id else None,
+            key_secret=settings.log_s3_key_secret.get_secret_value() if settings.log_s3_key_secret else None,
+            writer=writer,
+        ))  # fmt: skip
+    elif settings.log_sink == "fluentd":
+        sinks.append(FluentdSink(settings.log_fluentd_host, settings.log_fluentd_port, settings.log_fluentd_tag))
+    if settings.feedback_store and settings.api_url and settings.routing_file is None:
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        secret = settings.hs256_secret() if token is None else None
+        sinks.append(ApiRecordsSink(settings.api_url, ApiTokens(token, secret, settings.api_audience)))
+    if not sinks:
+        raise InvalidInputError("prediction logging is on but has nowhere to go: name a log sink")
+    return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    for key, value in headers:
+        if key == name:
+            return value
+    return b""
+
+
+class PredictionRecorder:
+    """Turns a model call and its answer into records in ``log``; also the feedback sink of the gateway."""
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self.dropped = 0
+
+    @classmethod
+    def open(cls, settings: GatewaySettings) -> PredictionRecorder:
+        return cls(PredictionLog.open(
+            settings.log_buffer_dir.expanduser(), lambda writer: make_sink(settings, writer),
+            max_bytes=settings.log_buffer_max_bytes,
+        ))  # fmt: skip
+
+    def record(
+        self,
+        deployment: Deployment,
+        *,
+        request_id: bytes,
+        method: str,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        content_type: bytes,
+        response: UpstreamResponse,
+        latency_s: float,
+    ) -> None:
+        name = _header(response.headers, b"model-name").decode("latin-1") or deployment.model_name or ""
+        version = _header(response.headers, b"model-version").decode("latin-1") or deployment.model_version or ""
+        kept = self.log.prediction(Prediction(
+            request_id=request_id.decode("latin-1"), deployment=deployment.id, model_name=name, model_version=version,
+            endpoint=_header(response.headers, b"model-endpoint").decode("latin-1") or "default", method=method,
+            path=path.decode("latin-1"), headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+            request_body=decode(body, content_type), status=response.status, latency_s=latency_s,
+            response_body=decode(response.body, _header(response.headers, b"content-type")),
+        ))  # fmt: skip
+        if not kept:
+            self.dropped += 1
+
+    async def keep(self, record: FeedbackRecord) -> None:
+        """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer."""
+        model = (record.model_name, record.model_version) if record.model_name and record.model_version else None
+        if not self.log.feedback(
+            request_id=record.request_id, deployment=record.deployment, model=model, payload=record.payload
+        ):
+            raise OSError("the prediction log's buffer is full")
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.log.close)
+
+
+class RecorderFeedbackSink:
+    """``FeedbackSink`` over a recorder (the feedback handler's seam)."""
+
+    def __init__(self, recorder: PredictionRecorder) -> None:
+        self.recorder = recorder
+
+    async def record(self, record: FeedbackRecord) -> None:
+        await self.recorder.keep(record)

@@ -1,0 +1,141 @@
+"""Prediction logging through a running ``legion gateway``: what is recorded, what is not, and that a kill -9
+loses no record of a request that got its 200."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.gateway.conftest import (
+    GatewayProcess,
+    bearer,
+    deployment,
+    gateway_process,
+    snapshot,
+    token,
+    write_routing,
+)
+from tests.support.server import ServerProcess, wait_until
+
+BODY = {"columns": ["a"], "data": [[5]]}
+
+
+def sink_records(root: Path, tag: str | None = None) -> list[dict[str, Any]]:
+    """Every record the local sink holds (Legion's ``model_log/<tag>/...`` layout), optionally of one tag."""
+    found = []
+    for path in sorted((root / "model_log").glob("*/*/*/year=*/month=*/day=*/*.json")):
+        found += [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [r for r in found if tag is None or r["tag"] == tag]
+
+
+def test_predictions_and_feedback_are_logged_and_nothing_else(tmp_path: Path, toy_replica: ServerProcess) -> None:
+    routing = tmp_path / "routing.json"
+    quiet = {**deployment("quiet", [toy_replica.url], ("toy", "1")), "predictionLogging": False}
+    write_routing(routing, snapshot([deployment("toy", [toy_replica.url], ("toy", "1")), quiet]))
+    headers = {**bearer(token(("toy", "1"))), "Request-ID": "req-1", "Cookie": "session=secret"}
+    with gateway_process(routing) as gateway:
+        answer = httpx.post(f"{gateway.url}/model/toy/api/model/invoke", json=BODY, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{gateway.url}/model/toy/api/model/info", headers=headers).status_code == 200
+        silent = httpx.post(f"{gateway.url}/model/quiet/api/model/invoke", json=BODY,
+                            headers={**headers, "Request-ID": "req-quiet"})  # fmt: skip
+        assert silent.status_code == 200
+        kept = httpx.post(f"{gateway.url}/feedback/model/toy", json={"double": 10}, headers=headers)
+        assert kept.json() == {"message": "feedback recorded", "requestId": "req-1"}
+        sink = gateway.logs / "sink"
+        wait_until(lambda: len(sink_records(sink)) >= 3, 10, "three records in the local sink")
+
+    [request] = sink_records(sink, "request_response")
+    assert request["request_id"] == "req-1"
+    assert (request["model_name"], request["model_version"], request["deployment"]) == ("toy", "1", "toy")
+    assert (request["request_content"], request["response_status"]) == (BODY, 200)
+    assert request["request_uri"] == "/api/model/invoke"
+    assert request["response_duration_s"] > 0
+    assert "authorization" not in request["request_http_headers"]  # secrets never enter a record
+    assert "cookie" not in request["request_http_headers"]
+    [response] = sink_records(sink, "response_body")
+    assert (response["request_id"], response["response_content"]["prediction"]) == ("req-1", [[10]])
+    [feedback] = sink_records(sink, "feedback")
+    assert (feedback["request_id"], feedback["payload"], feedback["model_version"]) == ("req-1", {"double": 10}, "1")
+    assert len(sink_records(sink)) == 3  # not the info call, not the deployment that switched logging off
+
+
+def test_feedback_without_a_request_id_or_json_is_refused(tmp_path: Path, toy_replica: ServerProcess) -> None:
+    routing = tmp_path / "routing.json"
+    write_routing(routing, snapshot([deployment("toy", [toy_replica.url], ("toy", "1"))]))
+    auth = bearer(token(("toy", "1")))
+    with gateway_process(routing) as gateway:
+        url = f"{gateway.url}/feedback/model/toy"
+        no_id = httpx.post(url, json={"double": 1}, headers=auth)
+        not_json = httpx.post(
+            url, content=b"{oops", headers={**auth, "Request-ID": "r", "Content-Type": "application/json"}
+        )
+        unknown = httpx.post(
+            f"{gateway.url}/feedback/model/nope", json={"double": 1}, headers={**auth, "Request-ID": "r"}
+        )
+
+    assert no_id.status_code == 400 and "Request-ID" in no_id.json()["error"]
+    assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
+    assert unknown.status_code == 404
+    assert sink_records(gateway.logs / "sink") == []
+
+
+REQUESTS = 10_000
+CLIENTS = 8
+
+
+def test_a_killed_gateway_loses_no_record_of_an_answered_request(tmp_path: Path, toy_replica: ServerProcess) -> None:
+    """kill -9 in the middle of 10,000 requests; after a restart every 200 has its request_response record."""
+    routing = tmp_path / "routing.json"
+    write_routing(routing, snapshot([deployment("toy", [toy_replica.url], ("toy", "1"))]))
+    auth = bearer(token(("toy", "1")))
+    answered: list[str] = []
+    sent = iter(range(REQUESTS))
+    lock = threading.Lock()
+    gateway = GatewayProcess(routing)
+
+    def client() -> None:
+        with httpx.Client(base_url=gateway.url, headers=auth, timeout=10) as http:
+            while True:
+                with lock:
+                    if next(sent, None) is None:
+                        return
+                rid = uuid.uuid4().hex
+                try:
+                    answer = http.post("/model/toy/api/model/invoke", json=BODY, headers={"Request-ID": rid})
+                except httpx.TransportError:
+                    continue  # the gateway is gone: not answered, so nothing is owed
+                if answer.status_code == 200:
+                    with lock:
+                        answered.append(rid)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(answered) >= REQUESTS // 3, 120, "a third of the requests answered")
+        os.kill(gateway.process.pid, signal.SIGKILL)
+    finally:
+        gateway.stop()  # reaps the killed process (or stops it, when the wait above failed)
+        for thread in threads:
+            thread.join(60)
+    assert REQUESTS // 3 <= len(answered) < REQUESTS
+
+    # the same buffer and sink, as a restarted service would have them
+    restarted = GatewayProcess(routing, logs=gateway.logs)
+    try:
+        wanted = set(answered)
+
+        def all_delivered() -> bool:
+            return wanted <= {r["request_id"] for r in sink_records(restarted.logs / "sink", "request_response")}
+
+        wait_until(all_delivered, 60, "every answered request's record in the sink", interval_s=0.2)
+    finally:
+        restarted.stop()
