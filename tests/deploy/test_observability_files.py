@@ -1,8 +1,7 @@
 """Grafana dashboards and Prometheus alert rules in ``deploy/``: well formed, and every metric they query exists.
 
-The names are read from what the services really export: a real model server (the census example) and a real
-management API, scraped once. Components not built yet cannot be scraped; the metrics they promise are listed in
-``PROMISED`` (and in ``deploy/README.md``), so a typo anywhere else still fails. Rules pass ``promtool check
+The names are read from what the services really export: a real model server (the census example), a real
+management API (with its feedback store) and a real gateway, scraped once. Rules pass ``promtool check
 rules`` (``scripts/setup.sh`` unpacks promtool from Debian's prometheus package into ``.cache/``).
 """
 
@@ -28,13 +27,6 @@ from tests.support.server import ServerProcess, serving
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 RULES = ROOT / "deploy" / "prometheus" / "legion-alerts.yml"
-
-PROMISED = {
-    # the feedback store (issue 5 part 2): records received and online accuracy per model version
-    "legion_feedback_records_total",
-    "legion_feedback_accuracy",
-}
-"""Metrics promised by components not built yet; remove each once its component exports it."""
 
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
 METRIC = re.compile(r"\b(legion_[a-z0-9_]+)\b")
@@ -115,7 +107,7 @@ def test_every_dashboard_query_names_an_exported_metric(path: Path, exported: se
     for title, expr in queries(json.loads(path.read_text())):
         names = set(METRIC.findall(expr))
         assert names, f"{title}: queries no Legion metric"
-        unknown = names - exported - PROMISED
+        unknown = names - exported
         assert not unknown, f"{path.name} / {title}: no service exports {sorted(unknown)}"
 
 
@@ -129,13 +121,9 @@ def test_every_alert_rule_is_complete_and_names_exported_metrics(exported: set[s
         assert re.fullmatch(r"\d+[smh]", rule["for"]), rule["alert"]
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
-        unknown = set(METRIC.findall(rule["expr"])) - exported - PROMISED
+        unknown = set(METRIC.findall(rule["expr"])) - exported
         assert not unknown, f"{rule['alert']}: no service exports {sorted(unknown)}"
 
-
-def test_promised_metrics_are_not_exported_yet(exported: set[str]) -> None:
-    """When a component starts exporting one, it leaves ``PROMISED`` (so the list never hides a real typo)."""
-    assert not PROMISED & exported, f"now exported, remove from PROMISED: {sorted(PROMISED & exported)}"
 
 
 def promtool() -> str | None:
