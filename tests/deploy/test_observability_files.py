@@ -125,7 +125,6 @@ def test_every_alert_rule_is_complete_and_names_exported_metrics(exported: set[s
         assert not unknown, f"{rule['alert']}: no service exports {sorted(unknown)}"
 
 
-
 def promtool() -> str | None:
     local = ROOT / ".cache" / "prometheus" / "usr" / "bin" / "promtool"
     return shutil.which("promtool") or (str(local) if local.is_file() else None)

@@ -10,15 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import msgpack
 import pytest
-from moto.server import ThreadedMotoServer
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer
 from legion.feedback.shipper import Shipper
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink
+from tests.support.s3 import moto_s3
 from tests.support.server import wait_until
 
 
@@ -45,16 +44,8 @@ def local_copy(tmp_path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[tuple[str, Any]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{server._server.server_port}"  # type: ignore[union-attr]  # the bound port
-        client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
-                              aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
-        client.create_bucket(Bucket="predictions")
-        yield url, client
-    finally:
-        server.stop()
+    with moto_s3() as server:
+        yield server
 
 
 def test_the_s3_sink_delivers_what_the_local_sink_does(s3: tuple[str, Any], tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from tests.gateway.conftest import (
     token,
     write_routing,
 )
+from tests.support.s3 import CREDENTIALS, moto_s3
 from tests.support.server import ServerProcess, wait_until
 
 BODY = {"columns": ["a"], "data": [[5]]}
@@ -65,6 +66,35 @@ def test_predictions_and_feedback_are_logged_and_nothing_else(tmp_path: Path, to
     [feedback] = sink_records(sink, "feedback")
     assert (feedback["request_id"], feedback["payload"], feedback["model_version"]) == ("req-1", {"double": 10}, "1")
     assert len(sink_records(sink)) == 3  # not the info call, not the deployment that switched logging off
+
+
+def test_the_s3_sink_gets_what_the_local_sink_would(tmp_path: Path, toy_replica: ServerProcess) -> None:
+    routing = tmp_path / "routing.json"
+    write_routing(routing, snapshot([deployment("toy", [toy_replica.url], ("toy", "1"))]))
+    auth = bearer(token(("toy", "1")))
+    ids = [f"s3-{i}" for i in range(20)]
+    with moto_s3("logs") as (url, client):
+        env = {"LEGION_GATEWAY_LOG_S3_BUCKET": "logs", "LEGION_GATEWAY_LOG_S3_PREFIX": "legion",
+               "LEGION_GATEWAY_LOG_S3_ENDPOINT_URL": url, "LEGION_GATEWAY_LOG_S3_KEY_ID": CREDENTIALS["aws_access_key_id"],
+               "LEGION_GATEWAY_LOG_S3_KEY_SECRET": CREDENTIALS["aws_secret_access_key"]}  # fmt: skip
+        with gateway_process(routing, "--log-sink", "s3", env=env) as gateway:
+            for rid in ids:
+                answer = httpx.post(f"{gateway.url}/model/toy/api/model/invoke", json=BODY,
+                                    headers={**auth, "Request-ID": rid})  # fmt: skip
+                assert answer.status_code == 200
+
+            def delivered() -> list[dict[str, Any]]:
+                keys = [o["Key"] for o in client.list_objects_v2(Bucket="logs").get("Contents", [])]
+                lines = [client.get_object(Bucket="logs", Key=k)["Body"].read().decode().splitlines() for k in keys]
+                return [json.loads(line) for chunk in lines for line in chunk if line]
+
+            wait_until(lambda: len(delivered()) >= 2 * len(ids), 20, "the records in S3", interval_s=0.2)
+            keys = [o["Key"] for o in client.list_objects_v2(Bucket="logs")["Contents"]]
+            found = {(r["tag"], r["request_id"]) for r in delivered()}
+
+    assert found == {(tag, rid) for rid in ids for tag in ("request_response", "response_body")}
+    assert all(k.startswith("legion/model_log/") and "/toy/1/year=" in k for k in keys), keys
+    assert not (gateway.logs / "sink").exists()  # S3 instead of the local directory, not besides it
 
 
 def test_feedback_without_a_request_id_or_json_is_refused(tmp_path: Path, toy_replica: ServerProcess) -> None:
