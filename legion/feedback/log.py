@@ -29,15 +29,24 @@ from legion.feedback.sinks import Sink
 
 
 class FanOutSink:
-    """Deliver each batch to every sink, in order; raise when any of them did not take it."""
+    """Deliver each batch to every sink, in order; raise when any of them did not take it.
+
+    The shipper offers a refused batch again as the same list: the sinks that took it already are skipped, so
+    a sink that is down for an hour does not make the others write the same batch at every retry."""
 
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
         self.name = "+".join(s.name for s in sinks)
+        self._batch: list[dict[str, Any]] | None = None
+        self._took: set[int] = set()
 
     def deliver(self, batch: list[dict[str, Any]]) -> None:
-        for sink in self.sinks:
-            sink.deliver(batch)
+        if batch is not self._batch:
+            self._batch, self._took = batch, set()
+        for number, sink in enumerate(self.sinks):
+            if number not in self._took:
+                sink.deliver(batch)
+                self._took.add(number)
 
 
 @dataclass(frozen=True, slots=True)

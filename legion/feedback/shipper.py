@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
-from legion.feedback.buffer import DiskBuffer
+from legion.feedback.buffer import DiskBuffer, Position
 from legion.feedback.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class Shipper:
         self.max_retry_s = max_retry_s
         self.delivered = 0
         self.failures = 0
+        self._pending: tuple[list[dict[str, Any]], Position] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"legion-shipper-{sink.name}", daemon=True)
@@ -53,11 +55,17 @@ class Shipper:
         self._thread.join(timeout_s)
 
     def ship_once(self) -> int:
-        """Deliver one batch; how many records went (0: nothing to do). Raises what the sink raised."""
-        records, position = self.buffer.read(self.batch_records)
+        """Deliver one batch; how many records went (0: nothing to do). Raises what the sink raised.
+
+        A batch the sink refused is offered again as the same list, so a sink that fans out (``FanOutSink``) can
+        tell which of its sinks already have it and not write those twice."""
+        if self._pending is None:
+            self._pending = self.buffer.read(self.batch_records)
+        records, position = self._pending
         if records:
             self.sink.deliver(records)
             self.delivered += len(records)
+        self._pending = None
         if records or position != self.buffer.cursor:
             self.buffer.commit(position)
         return len(records)

@@ -14,6 +14,7 @@ import pytest
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer, Position
+from legion.feedback.log import FanOutSink
 from legion.feedback.shipper import Shipper
 from legion.feedback.sinks import LocalSink, record_key
 from tests.support.server import wait_until
@@ -94,6 +95,21 @@ def test_an_unreachable_sink_buffers_then_delivers_everything(tmp_path: Path) ->
         shipper.stop()
     assert shipper.failures == 3
     assert sorted(r["request_id"] for r in sunk(tmp_path / "sink")) == sorted(f"r{i}" for i in range(500))
+
+
+def test_a_sink_that_is_down_does_not_make_the_others_write_twice(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path / "buffer")
+    flaky = FlakySink(tmp_path / "flaky", failures=5)
+    shipper = Shipper(buffer, FanOutSink([LocalSink(tmp_path / "steady"), flaky]), retry_s=0.01).start()
+    try:
+        for i in range(200):
+            buffer.append(record(i))
+        wait_until(lambda: shipper.delivered >= 200, 30, "every record to be delivered")
+    finally:
+        shipper.stop()
+    assert shipper.failures == 5
+    assert sorted(r["request_id"] for r in sunk(tmp_path / "steady")) == sorted(f"r{i}" for i in range(200))
+    assert sorted(r["request_id"] for r in sunk(tmp_path / "flaky")) == sorted(f"r{i}" for i in range(200))
 
 
 WRITER = """
