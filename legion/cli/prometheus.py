@@ -161,8 +161,12 @@ class PrometheusServer:
         attempts = PORT_ATTEMPTS if port == 0 else 1
         for attempt in range(1, attempts + 1):
             server = cls._launch(binary, config, directory, port or _free_port())
-            if server._wait_ready():
-                return server
+            try:
+                if server._wait_ready():
+                    return server
+            except BaseException:  # Ctrl-C while waiting: the caller has no handle on this process yet
+                server.stop()
+                raise
             server.stop()
             log = server.log_tail()
             if "address already in use" not in log or attempt == attempts:
