@@ -195,10 +195,13 @@ class PrometheusServer:
         return False
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last error lines of the log (the last lines of any kind when there are none)."""
         try:
-            return "\n".join(self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+            logged = self.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             return ""
+        errors = [line for line in logged if "level=error" in line or "level=fatal" in line]
+        return "\n".join((errors or logged)[-lines:])
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -8,6 +8,7 @@ token never appears in it, only in a file of mode 0600.
 from __future__ import annotations
 
 import shutil
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -17,8 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from legion.cli.main import cli
-from legion.cli.prometheus import REPOSITORY_COPY, PrometheusSettings, find_binary, write_config
-from legion.core.errors import NotFoundError
+from legion.cli.prometheus import REPOSITORY_COPY, PrometheusServer, PrometheusSettings, find_binary, write_config
+from legion.core.errors import NotFoundError, UnavailableError
 
 TOKEN = "eyJ.secret.token"  # a stand-in, never verified
 
@@ -108,3 +109,16 @@ def test_up_without_a_binary_fails_before_it_starts_anything(tmp_path: Path) -> 
     assert f"Error: {tmp_path / 'nowhere' / 'prometheus'} is not an executable file; install" in result.output
     assert "--prometheus-binary PATH" in result.output
     assert not data_dir.exists()  # no API was started
+
+
+def test_a_taken_port_is_a_clear_error_with_prometheus_own_words(tmp_path: Path) -> None:
+    try:
+        binary = find_binary(None, PrometheusSettings())
+    except NotFoundError as exc:
+        pytest.skip(f"no Prometheus to run: {exc.detail}")
+    config = write_config(tmp_path, "http://127.0.0.1:5080", "http://127.0.0.1:5090", None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(UnavailableError, match=r"(?s)prometheus did not start .*address already in use"):
+            PrometheusServer.start(binary, config, tmp_path, port=taken.getsockname()[1])
