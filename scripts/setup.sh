@@ -20,12 +20,13 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     >/dev/null 2>&1 || echo "setup: could not install chromium; the dashboard's browser test will be skipped" >&2
 fi
 
-# promtool checks the alert rules in deploy/prometheus. Only the binary is needed, not a Prometheus service:
-# unpack Debian's prometheus package into .cache/ (no install scripts run, no daemon starts).
-if ! command -v promtool >/dev/null 2>&1 && [ ! -x .cache/prometheus/usr/bin/promtool ] \
-  && command -v apt-get >/dev/null 2>&1; then
+# promtool checks the alert rules in deploy/prometheus, and `legion up --prometheus` (and its test) runs the
+# prometheus server. Only the binaries are needed, not a Prometheus service: unpack Debian's prometheus package into
+# .cache/ (no install scripts run, no daemon starts) unless both are on PATH already.
+if ! { command -v promtool && command -v prometheus; } >/dev/null 2>&1 \
+  && [ ! -x .cache/prometheus/usr/bin/prometheus ] && command -v apt-get >/dev/null 2>&1; then
   mkdir -p .cache/debs
   { (cd .cache/debs && apt-get download -qq prometheus) \
     && dpkg-deb -x "$(ls .cache/debs/prometheus_*.deb | head -n 1)" .cache/prometheus; } >/dev/null 2>&1 \
-    || echo "setup: could not unpack promtool; the alert rules get a structural check only" >&2
+    || echo "setup: could not unpack prometheus; its tests are skipped and the alert rules get a structural check" >&2
 fi

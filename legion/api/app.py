@@ -26,6 +26,7 @@ from legion.api.feedback_routes import FeedbackMetrics, StoreReader, records_rou
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
+from legion.api.prometheus_routes import prometheus_router
 from legion.api.reconcile import Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
@@ -198,6 +199,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
 
     app.include_router(metrics_router(metrics, store, reconciler.queue_depth if reconciler else None, caller))
     add_feedback_store(app, settings, engine, metrics, caller)
+    app.include_router(prometheus_router(store, caller))
     add_dashboard(app, settings, store, caller, lambda token: verifier.verify(token, settings.api_audience))
 
     @app.get("/health", tags=["health"])

@@ -7,6 +7,10 @@ packaging → deployment), waits for each object in file order, and prints a rea
 gateway with a model token. Ctrl-C (or SIGTERM) stops the gateway, the API and the replicas it started; the objects
 stay in the database, so the next ``legion up`` brings the same deployments back without training again.
 
+``--prometheus`` also runs a real Prometheus (``legion.cli.prometheus``) that scrapes the API, the gateway and every
+replica (found through the API's service discovery, so it follows deployments), with its data in
+``<data dir>/prometheus``; it stops with the rest.
+
 The services are child processes reached over HTTP, as any other client reaches them; this command imports no
 service package.
 """
@@ -26,6 +30,7 @@ from typing import Any
 import click
 
 from legion.cli.config import ClientSettings, save_context
+from legion.cli.prometheus import PrometheusServer, PrometheusSettings, find_binary, write_config
 from legion.cli.resources import read_file
 from legion.cli.waiting import wait_for
 from legion.client import LegionClient
@@ -44,14 +49,34 @@ START_TIMEOUT_S = 120.0
 @click.option("-f", "--filename", "manifests", multiple=True, help=f"Manifests to apply (default: {EXAMPLE}).")
 @click.option("--dev", is_flag=True, help="Authentication OFF (laptop only).")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for each object.")
-def up(data_dir: Path, port: int, gateway_port: int, manifests: tuple[str, ...], dev: bool, timeout: float) -> None:
+@click.option("--prometheus", is_flag=True, help="Also run Prometheus, scraping the API, gateway and every replica.")
+@click.option("--prometheus-port", type=int, default=9090, show_default=True, help="Prometheus port (0: a free one).")
+@click.option(
+    "--prometheus-binary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The prometheus executable (default: $LEGION_PROMETHEUS_BINARY, PATH, then .cache/prometheus).",
+)
+def up(
+    data_dir: Path,
+    port: int,
+    gateway_port: int,
+    manifests: tuple[str, ...],
+    dev: bool,
+    timeout: float,
+    prometheus: bool,
+    prometheus_port: int,
+    prometheus_binary: Path | None,
+) -> None:
     """Run the platform locally and deploy the example (or the given manifests); Ctrl-C stops it."""
     files = list(manifests) or ([str(EXAMPLE)] if EXAMPLE.is_file() else [])
     if not files:
         raise InvalidInputError(f"no manifests given and no {EXAMPLE} here; run from the repository root or pass -f")
     documents = [d for path in files for d in read_file(path)]
+    binary = find_binary(prometheus_binary, PrometheusSettings()) if prometheus else None  # before starting anything
     api = _start_api(data_dir, port, dev)
     gateway: _Child | None = None
+    scraper: PrometheusServer | None = None
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -66,19 +91,30 @@ def up(data_dir: Path, port: int, gateway_port: int, manifests: tuple[str, ...],
         save_context(ClientSettings().config_file, "local", url, token, gateway.url)
         click.echo(f"management API: {url}  gateway: {gateway.url}  (CLI context 'local' saved"
                    f"{'; AUTH OFF' if dev else ''})")  # fmt: skip
+        if binary is not None:
+            scraper = _start_prometheus(binary, data_dir, prometheus_port, url, gateway.url, dev)
+            click.echo(f"prometheus: {scraper.url}  (config {scraper.log_file.parent / 'prometheus.yml'})")
         with LegionClient(url, token) as session:
             deployed = _apply(session, documents, timeout)
             for deployment in deployed:
                 _print_call(session, deployment, gateway.url, dev)
         click.echo("the platform runs; Ctrl-C stops it", err=True)
-        while api.process.poll() is None and gateway.process.poll() is None:
+        while (
+            api.process.poll() is None
+            and gateway.process.poll() is None
+            and (scraper is None or scraper.process.poll() is None)
+        ):
             stopping.wait(0.5)
     except KeyboardInterrupt:
         click.echo("stopping", err=True)
     finally:
+        if scraper is not None:
+            scraper.stop()
         if gateway is not None:
             gateway.stop()
         api.stop()
+    if not stopping.is_set() and scraper is not None and scraper.process.returncode not in (0, -signal.SIGTERM):
+        raise UnavailableError(f"prometheus exited with status {scraper.process.returncode}; see {scraper.log_file}")
     if not stopping.is_set() and api.process.returncode not in (0, -signal.SIGTERM):
         raise UnavailableError(f"the management API exited with status {api.process.returncode}")
 
@@ -134,10 +170,20 @@ def _start_gateway(data_dir: Path, port: int, api_url: str, dev: bool) -> _Child
     return _Child(process, "gateway")
 
 
-def _token(data_dir: Path) -> str:
+def _start_prometheus(
+    binary: Path, data_dir: Path, port: int, api_url: str, gateway_url: str, dev: bool
+) -> PrometheusServer:
+    """Prometheus with a read-only API token (in a 0600 file its configuration names), its data in the data dir."""
+    directory = data_dir / "prometheus"
+    token = None if dev else _token(data_dir, role="viewer", subject="prometheus")
+    config = write_config(directory, api_url, gateway_url, token)
+    return PrometheusServer.start(binary, config, directory, port)
+
+
+def _token(data_dir: Path, role: str = "admin", subject: str = "legion-up") -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "legion", "api", "--data-dir", str(data_dir), "token", "--role", "admin",
-         "--subject", "legion-up", "--expires-in", str(30 * 24 * 3600)],
+        [sys.executable, "-m", "legion", "api", "--data-dir", str(data_dir), "token", "--role", role,
+         "--subject", subject, "--expires-in", str(30 * 24 * 3600)],
         capture_output=True, text=True, check=False, timeout=60,
     )  # fmt: skip
     if done.returncode != 0:
