@@ -198,6 +198,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     app.include_router(metrics_router(metrics, store, reconciler.queue_depth if reconciler else None, caller))
+    metrics.before_scrape.append(lambda: metrics.routing_long_polls.set(signal.held))
     add_feedback_store(app, settings, engine, metrics, caller)
     app.include_router(prometheus_router(store, caller))
     add_dashboard(app, settings, store, caller, lambda token: verifier.verify(token, settings.api_audience))
@@ -208,6 +209,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
 
     app.state.store = store
     app.state.reconciler = reconciler
+    app.state.routing_signal = signal
     app.state.issuer = TokenIssuer(token_config)
     if settings.dev:
         log.warning("AUTHENTICATION IS OFF (--dev): anyone who can reach %s:%s can change everything",

@@ -73,6 +73,10 @@ class ApiMetrics:
             "legion_api_deployment_replicas_available", "Ready replicas of a ModelDeployment, as last reconciled.",
             ("deployment",), registry=self.registry,
         )  # fmt: skip
+        self.routing_long_polls = Gauge(
+            "legion_api_routing_long_polls", "Routing long-polls held open now (gateway workers following this API).",
+            registry=self.registry,
+        )  # fmt: skip
         self._refresh = threading.Lock()
 
     def observe_reconcile(self, kind: str, outcome: str, seconds: float) -> None:

@@ -5,7 +5,8 @@ its ready replicas and the model it serves, every route with its weights and mir
 tokens. ``GET /api/v1/routing?since=<etag>&wait=<s>`` answers at once when the snapshot's ``etag`` differs from
 ``since``, and otherwise holds the request until something changes or ``wait`` seconds pass (then it answers with
 the same etag). A change made through this API process wakes the waiters at once; writers elsewhere (another API
-process on the same database) are noticed by re-reading every ``RECHECK_S``.
+process on the same database) are noticed by re-reading every ``RECHECK_S``. When the server is told to stop,
+``ChangeSignal.close`` answers every held request at once, so a gateway's long-poll never holds a shutdown up.
 
 ``POST /api/v1/routing/demand/{deployment}`` tells the reconcile loop that a request is waiting for a deployment that
 has no ready replica (scale from zero): the loop runs at least one replica for a while, then lets it go.
@@ -35,6 +36,10 @@ class ChangeSignal:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event: asyncio.Event | None = None
+        self.closing = False
+        """Set when the server is stopping: long-polls answer at once instead of holding shutdown up."""
+        self.held = 0
+        """Long-polls waiting now (one per gateway worker following this API)."""
 
     def bind(self) -> None:
         """Attach to the running event loop (the app's lifespan calls this)."""
@@ -46,6 +51,11 @@ class ChangeSignal:
         if loop is None or event is None or loop.is_closed():
             return
         loop.call_soon_threadsafe(event.set)
+
+    def close(self) -> None:
+        """The server is stopping: release every waiting long-poll (called from a signal handler)."""
+        self.closing = True
+        self.notify()
 
     async def wait(self, timeout_s: float) -> None:
         """Return after the next ``notify`` or ``timeout_s``, whichever comes first."""
@@ -110,12 +120,16 @@ def routing_router(
     ) -> dict[str, Any]:
         who.can_read()
         deadline = time.monotonic() + wait
-        while True:
-            current = await asyncio.to_thread(snapshot, store, revocations)
-            left = deadline - time.monotonic()
-            if current["etag"] != since or left <= 0:
-                return current
-            await signal.wait(min(left, RECHECK_S))
+        signal.held += 1
+        try:
+            while True:
+                current = await asyncio.to_thread(snapshot, store, revocations)
+                left = deadline - time.monotonic()
+                if current["etag"] != since or left <= 0 or signal.closing:
+                    return current
+                await signal.wait(min(left, RECHECK_S))
+        finally:
+            signal.held -= 1
 
     @router.post("/demand/{deployment_id}", status_code=202)
     async def wanted(deployment_id: str, who: Caller = Depends(caller)) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from types import FrameType
 
 import uvicorn
 
@@ -33,8 +34,21 @@ def run(
         app, lifespan="on", access_log=False, log_config=None, log_level=log_level, server_header=False,
         timeout_graceful_shutdown=math.ceil(10.0),
     )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, on_exit=app.state.routing_signal.close).run(sockets=[sock])
     return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when it is asked to stop: uvicorn waits for open requests before the
+    lifespan's shutdown runs, so held long-polls must be released here, not there."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._on_exit()
+        super().handle_exit(sig, frame)
 
 
 def admin_token(settings: ApiSettings, subject: str, roles: list[str], ttl_s: float) -> str:
