@@ -139,3 +139,20 @@ def test_the_rules_pass_promtool() -> None:
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
+
+
+def test_the_scrape_configuration_passes_promtool(tmp_path: Path) -> None:
+    tool = promtool()
+    if tool is None:
+        pytest.skip("promtool is not available (scripts/setup.sh unpacks it from Debian's prometheus package)")
+    config = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/legion.token", "legion.token"))
+    (tmp_path / "legion.token").write_text("a token\n")
+    shutil.copy(RULES, tmp_path / RULES.name)
+    checked = subprocess.run([tool, "check", "config", "prometheus.yml"], check=False, capture_output=True,
+                             text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {job["job_name"]: job for job in yaml.safe_load(config)["scrape_configs"]}
+    assert set(jobs) == {"legion-api", "legion-gateway", "legion-models"}
+    assert all(sd["url"].endswith("/api/v1/prometheus/targets?component=model")
+               for sd in jobs["legion-models"]["http_sd_configs"])  # fmt: skip
