@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from legion.feedback import records
 from tests.api.conftest import cli_token, start_api
 from tests.support.server import ServerProcess, wait_until
 
@@ -27,11 +28,30 @@ CHROMIUM_FLAGS = [
 DEPLOYMENT = "census-income"
 
 
+def records_of(answers: list[httpx.Response], request: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records a gateway logs for ``answers``, and feedback for each: right for the even ones, wrong otherwise."""
+    shipped: list[dict[str, Any]] = []
+    for i, answer in enumerate(answers):
+        body = answer.json()
+        rid, columns, [row] = f"ui-{i}", body["columns"], body["prediction"]
+        predicted = columns[row.index(max(row))]
+        other = next(c for c in columns if c != predicted)
+        common = {"request_id": rid, "model_name": "census-income", "model_version": "1.0", "deployment": DEPLOYMENT}
+        shipped += [
+            records.request_response(**common, endpoint="default", method="POST", path="/api/model/invoke",
+                                     headers={}, request_body=request, status=200, latency_s=0.003),
+            records.response_body(**common, body=body),
+            records.feedback(**common, payload={"income": predicted if i % 2 == 0 else other}),
+        ]  # fmt: skip
+    return shipped
+
+
 @pytest.fixture(scope="module")
 def deployed(
     tmp_path_factory: pytest.TempPathFactory, census_model_dir: Path
-) -> Iterator[tuple[ServerProcess, str, str]]:
-    """A real API (auth on, local runtime) serving the census model with one replica: (api, token, endpoint)."""
+) -> Iterator[tuple[ServerProcess, str, str, str]]:
+    """A real API (auth on, local runtime) serving the census model with one replica: (api, viewer token,
+    endpoint, admin token)."""
     data_dir = tmp_path_factory.mktemp("dashboard-api")
     server = start_api(data_dir, "--runtime", "local", "--stop-replicas-on-exit")
     token = cli_token(data_dir, "viewer")
@@ -48,19 +68,21 @@ def deployed(
             return status.get("state") == "Ready"
 
         wait_until(ready, 120, "the census deployment to be Ready", interval_s=0.2)
-        yield server, token, status["endpoints"][0]
+        yield server, token, status["endpoints"][0], admin["Authorization"].removeprefix("Bearer ")
     finally:
         httpx.delete(f"{url}/{DEPLOYMENT}", headers=admin)
         wait_until(lambda: httpx.get(f"{url}/{DEPLOYMENT}", headers=admin).status_code == 404, 60, "the replica to go")
         server.stop()
 
 
-def test_the_dashboard_shows_the_deployment_and_its_traffic_moves(deployed: tuple[ServerProcess, str, str]) -> None:
+def test_the_dashboard_shows_the_deployment_and_its_traffic_moves(
+    deployed: tuple[ServerProcess, str, str, str],
+) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed and could not be (scripts/setup.sh installs it as root)")
     from playwright.sync_api import sync_playwright
 
-    server, token, endpoint = deployed
+    server, token, endpoint, admin = deployed
     request = json.loads((ROOT / "examples" / "census_income" / "request.json").read_text())
     problems: list[str] = []
     with sync_playwright() as driver:
@@ -91,8 +113,8 @@ def test_the_dashboard_shows_the_deployment_and_its_traffic_moves(deployed: tupl
             )  # an idle interval drawn first: what follows is a change
             assert float(chart.get_attribute("data-max") or "0") == 0.0
 
-            for _ in range(20):
-                assert httpx.post(f"{endpoint}/api/model/invoke", json=request).status_code == 200
+            answers = [httpx.post(f"{endpoint}/api/model/invoke", json=request) for _ in range(20)]
+            assert [a.status_code for a in answers] == [200] * 20
             page.wait_for_function("el => Number(el.dataset.max) > 0", arg=chart.element_handle(), timeout=30_000)
             page.wait_for_function(
                 "el => Number(el.dataset.totalRequests) >= 20", arg=card.element_handle(), timeout=30_000
@@ -100,6 +122,20 @@ def test_the_dashboard_shows_the_deployment_and_its_traffic_moves(deployed: tupl
             assert "20 requests" in card.locator(".totals").inner_text()
             latency = card.locator(".chart.latency")
             assert float(latency.get_attribute("data-max") or "0") > 0
+
+            # what a gateway ships for those calls, and ground truth for them: half agrees with the model
+            shipped = records_of(answers, request)
+            delivered = httpx.post(f"{server.url}/api/v1/feedback/records", json=shipped,
+                                   headers={"Authorization": f"Bearer {admin}"})  # fmt: skip
+            assert delivered.status_code == 200, delivered.text
+            quality = page.locator("#quality .card", has_text="census-income 1.0")
+            quality.wait_for(timeout=30_000)
+            assert "accuracy 0.5000 (20)" in quality.inner_text()
+            assert page.locator('[data-empty="quality"]').is_hidden()
+            logged = page.locator('[data-testid="predictions"] tbody tr')
+            page.wait_for_function("n => document.querySelectorAll(n).length >= 20",
+                                   arg='[data-testid="predictions"] tbody tr', timeout=30_000)  # fmt: skip
+            assert "income" in logged.first.inner_text()  # the feedback shown beside its prediction
 
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"

@@ -127,7 +127,7 @@ function showLog(training) {
     .catch((error) => { if (!(error instanceof SignedOut)) pre.textContent = error.message; });
 }
 
-function quality(q) {
+function qualityText(q) {
   if (q.accuracy !== null) return `accuracy ${q.accuracy.toFixed(4)} (${q.compared})`;
   if (q.meanAbsoluteError !== null) return `MAE ${q.meanAbsoluteError.toFixed(4)} (${q.compared})`;
   return "no feedback yet";
@@ -152,7 +152,7 @@ async function refreshTables() {
     const online = qualityByVersion.get(`${m.name} ${m.version}`);
     const metrics = Object.entries(m.metrics || {}).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(4) : v}`);
     return row([m.name, m.version, m.source, metrics.join(", "),
-      online ? quality(online) : "no feedback yet", m.deployments.join(", ")]);
+      online ? qualityText(online) : "no feedback yet", m.deployments.join(", ")]);
   }));
   fill("trainings", trainings.map((t) => {
     const button = element("button", "show log");
@@ -163,7 +163,7 @@ async function refreshTables() {
   }));
   document.getElementById("quality").replaceChildren(...quality.map((q) => {
     const card = element("div", undefined, "card");
-    card.append(element("h3", `${q.modelName} ${q.modelVersion}: ${quality(q)}, ${q.feedbackCount} feedback`));
+    card.append(element("h3", `${q.modelName} ${q.modelVersion}: ${qualityText(q)}, ${q.feedbackCount} feedback`));
     const chart = element("div", undefined, "chart");
     const measure = q.accuracy !== null ? "accuracy" : "mean absolute error";
     lineChart(chart, [{ name: measure, points: q.points }], { title: `${measure} of ${q.modelName} ${q.modelVersion}` });
