@@ -83,14 +83,7 @@ class StoreReader:
         ]  # fmt: skip
 
     def predictions(self, deployment: str | None, limit: int) -> list[PredictionRecord]:
-        return [
-            PredictionRecord(
-                request_id=p.request_id, deployment=p.deployment, model_name=p.model_name,
-                model_version=p.model_version, time=p.time, status=p.status, latency_s=p.latency_s, inputs=p.inputs,
-                outputs=p.outputs, feedback=p.feedback,
-            )
-            for p in self.store.predictions(deployment, limit)
-        ]  # fmt: skip
+        return self.store.predictions(deployment, limit)
 
 
 def records_router(store: FeedbackStore, metrics: FeedbackMetrics, caller: Any, max_body_bytes: int) -> APIRouter:

@@ -142,40 +142,23 @@ class PredictionRecorder:
         response: UpstreamResponse,
         latency_s: float,
     ) -> None:
-        try:
-            kept = self._append(
-                deployment, request_id=request_id, method=method, path=path, headers=headers, body=body,
-                content_type=content_type, response=response, latency_s=latency_s,
-            )  # fmt: skip
-        except Exception:  # a full disk, a value orjson cannot encode: the prediction is answered all the same
+        try:  # everything here: a value orjson cannot encode or a full disk must not fail the prediction
+            name = _header(response.headers, b"model-name").decode("latin-1") or deployment.model_name or ""
+            version = _header(response.headers, b"model-version").decode("latin-1") or deployment.model_version or ""
+            kept = self.log.prediction(Prediction(
+                request_id=request_id.decode("latin-1"), deployment=deployment.id, model_name=name,
+                model_version=version, endpoint=_header(response.headers, b"model-endpoint").decode("latin-1")
+                or "default", method=method, path=path.decode("latin-1"),
+                headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+                request_body=decode(body, content_type), status=response.status, latency_s=latency_s,
+                response_body=decode(response.body, _header(response.headers, b"content-type")),
+            ))  # fmt: skip
+        except Exception:
             if not self.dropped:
                 log.exception("a prediction record could not be written; dropping it (and counting the next ones)")
             kept = False
         if not kept:
             self.dropped += 1
-
-    def _append(
-        self,
-        deployment: Deployment,
-        *,
-        request_id: bytes,
-        method: str,
-        path: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        content_type: bytes,
-        response: UpstreamResponse,
-        latency_s: float,
-    ) -> bool:
-        name = _header(response.headers, b"model-name").decode("latin-1") or deployment.model_name or ""
-        version = _header(response.headers, b"model-version").decode("latin-1") or deployment.model_version or ""
-        return self.log.prediction(Prediction(
-            request_id=request_id.decode("latin-1"), deployment=deployment.id, model_name=name, model_version=version,
-            endpoint=_header(response.headers, b"model-endpoint").decode("latin-1") or "default", method=method,
-            path=path.decode("latin-1"), headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-            request_body=decode(body, content_type), status=response.status, latency_s=latency_s,
-            response_body=decode(response.body, _header(response.headers, b"content-type")),
-        ))  # fmt: skip
 
     async def keep(self, record: FeedbackRecord) -> None:
         """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer."""

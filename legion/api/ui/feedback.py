@@ -15,6 +15,9 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Depends, Query
 
 from legion.api.auth import Caller
+from legion.api.storage.feedback import LoggedPrediction as PredictionRecord  # the wire shape of /predictions
+
+__all__ = ["FeedbackReader", "NoFeedback", "PredictionRecord", "VersionQuality", "feedback_router"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,23 +40,6 @@ class VersionQuality:
     """Rows a classifier got right."""
     window_s: float = 0.0
     """The window, in seconds, the figures cover (predictions made in the last ``window_s``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionRecord:
-    """One logged prediction and the feedback that came back for it (``None`` until it does)."""
-
-    request_id: str
-    deployment: str
-    model_name: str
-    model_version: str
-    time: float
-    """Unix time in seconds."""
-    status: int
-    latency_s: float
-    inputs: Any
-    outputs: Any
-    feedback: Any | None = None
 
 
 class FeedbackReader(Protocol):
