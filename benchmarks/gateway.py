@@ -1,24 +1,35 @@
 """Gateway benchmark: what ``legion gateway`` adds to a model call, against calling the model server directly.
 
-Run ``python benchmarks/gateway.py [--duration SECONDS] [--quick]`` from the repository root.
+Run ``python benchmarks/gateway.py [--rounds N] [--duration SECONDS] [--quick]`` from the repository root.
 
 One run trains the census income pipeline (``examples/census_income/train.py``, as ``serve.py`` does), starts ONE
-``legion serve MODEL_DIR --workers 1`` and measures, on loopback, requests of one real row:
+``legion serve MODEL_DIR --workers 1`` and, in front of it, every proxy to compare (all started up front, each
+checked to answer a real prediction), then measures requests of one real row on loopback:
 
 - ``direct``: wrk straight to the model server, ``POST /api/model/invoke``;
-- ``gateway``: wrk to ``legion gateway`` (routing from a file naming that same server, a model token checked on
-  every request, access log on, one worker), ``POST /model/census/api/model/invoke``: the shipped default;
-- alternatives, to choose by the numbers: the gateway without its access log, and with two workers;
-- ``direct (again)``: the server alone once more at the end, so drift during the run shows;
+- ``gateway``: ``legion gateway`` (routing from a file naming that same server, a model token checked on every
+  request, access log on, one worker), ``POST /model/census/api/model/invoke``: the shipped default;
+- the alternatives, to choose by the numbers: the gateway without its access log; with two workers; HAProxy
+  (Debian's ``haproxy``, 2.5 or later) configured from the same routing table by ``_haproxy.haproxy_config``,
+  checking the HS256 token with its ``jwt_verify`` (skipped, with the reason printed, when it is missing);
+- with ``--baseline DIR``: the gateway of another checkout (``DIR`` put first on ``PYTHONPATH``), e.g. ``main``
+  before a change, for an A/B within the same run;
 - in process, the two upstream clients the gateway could use, each calling the model server one request at a
   time: httpx's ``AsyncClient`` and the gateway's own ``UpstreamPool`` (p50 per call).
 
-Targets (against the mean of the two direct runs at the same concurrency): the gateway adds ≤ 0.5 ms to p50 at
-concurrency 1 and keeps ≥ 70 % of the direct requests/s at concurrency 32. wrk: one thread and one connection
-for c1, two threads and 32 connections for c32, a warm-up run before each measured run. The machine has two
-cores shared by wrk, the gateway and the model server: compare within one run.
+The machine has two cores shared by wrk, the proxy and the model server, and other tenants come and go, so one
+run of each is not enough. The runs are interleaved, ``direct`` between every two variants, for ``--rounds``
+rounds and both concurrencies (wrk ``-t1 -c1`` and ``-t2 -c32``, a short warm-up before each measured run). Each
+variant's run is compared with the mean of the ``direct`` runs just before and just after it, and the table
+gives the median of those ratios over the rounds and their spread (lowest, highest). Beside requests/s it gives
+figures that the neighbours' load moves much less: the proxy's CPU milliseconds per request (user + system of
+its whole process group, from ``/proc``), the model server's CPU milliseconds per request and the rows per model
+call (from its ``/metrics``), which say how well the server still merges concurrent requests behind a proxy.
 
-Results: a table on stdout and ``benchmarks/results/gateway-<UTC time>.json``.
+Targets (medians over the rounds): the gateway adds ≤ 0.5 ms to p50 at concurrency 1 and keeps ≥ 70 % of the
+direct requests/s at concurrency 32.
+
+Results: a table on stdout and ``benchmarks/results/gateway-<UTC time>.json`` (every run, and the summary).
 """
 
 from __future__ import annotations
@@ -27,24 +38,30 @@ import argparse
 import asyncio
 import json
 import operator
+import os
 import re
+import statistics
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _haproxy import haproxy_binary, haproxy_config
 from _harness import (
     HOST,
     RESULTS_DIR,
     WORK_DIR,
     BenchmarkError,
-    Row,
     Server,
     ServerStartError,
     ensure_wrk,
+    free_port,
+    group_cpu_s,
+    http_request,
     machine_info,
     package_versions,
     percentile,
@@ -65,17 +82,80 @@ REPO = Path(__file__).resolve().parent.parent
 CONCURRENCY = (1, 32)
 GATEWAY_PORT = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 SECRET = "benchmark-only-" + "b" * 49
-DIRECT, DIRECT_AGAIN, GATEWAY = "direct", "direct (again)", "gateway"
-NO_LOG, TWO_WORKERS = "gateway, no access log", "gateway, 2 workers"
+DIRECT, GATEWAY = "direct", "gateway"
+NO_LOG, TWO_WORKERS, HAPROXY = "gateway, no access log", "gateway, 2 workers", "haproxy 1 thread, jwt"
 PACKAGES = ("legion", "uvicorn", "uvloop", "httptools", "httpx", "orjson", "pyjwt", "prometheus-client")
+BATCH_ROWS = re.compile(r"^legion_model_batch_rows_(sum|count)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
 class RunSettings:
     duration_s: float
     warmup_s: float
+    rounds: int
     calls: int
+    baseline: Path | None = None
     startup_deadline_s: float = 180.0
+
+
+@dataclass(slots=True)
+class Proxy:
+    """A running variant in front of the model server: where to send requests, and its server for CPU time."""
+
+    name: str
+    url: str
+    headers: dict[str, str]
+    server: Server | None  # None: direct (the model server itself)
+    setup: str
+
+
+@dataclass(slots=True)
+class Run:
+    """One measured wrk run of one variant."""
+
+    target: str
+    concurrency: int
+    round: int
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    requests: int
+    errors: int
+    proxy_cpu_ms_per_request: float | None  # None for direct
+    model_cpu_ms_per_request: float
+    model_rows_per_call: float | None
+    rps_ratio: float | None = None  # against the mean of the direct runs before and after
+    added_p50_ms: float | None = None
+
+
+@dataclass(slots=True)
+class Summary:
+    """Medians over the rounds of one variant at one concurrency."""
+
+    target: str
+    concurrency: int
+    rounds: int
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    rps_ratio: float | None = None
+    rps_ratio_min: float | None = None
+    rps_ratio_max: float | None = None
+    added_p50_ms: float | None = None
+    added_p50_ms_min: float | None = None
+    added_p50_ms_max: float | None = None
+    proxy_cpu_ms_per_request: float | None = None
+    model_cpu_ms_per_request: float | None = None
+    model_rows_per_call: float | None = None
+    errors: int = 0
+    status: str = "ok"
+
+
+@dataclass(slots=True)
+class Outcome:
+    proxies: dict[str, str] = field(default_factory=dict)  # name -> setup, or "skipped: why" / "failed: why"
+    runs: list[Run] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
 
 
 def model_token(model: Manifest) -> str:
@@ -84,37 +164,32 @@ def model_token(model: Manifest) -> str:
     return signed
 
 
-def start_gateway(name: str, legion: str, model_url: str, model: Manifest, *extra: str,
-                  env: dict[str, str] | None = None) -> Server:  # fmt: skip
-    routing = WORK_DIR / f"{name.replace(' ', '-').replace(',', '')}-routing.json"
-    routing.write_text(json.dumps({"etag": "bench", "deployments": [
+def routing_document(model_url: str, model: Manifest) -> dict[str, Any]:
+    return {"etag": "bench", "deployments": [
         {"id": "census", "state": "Ready", "minReplicas": 1, "endpoints": [model_url], "modelName": model.name,
-         "modelVersion": model.version}]}))  # fmt: skip
-    argv = [legion, "gateway", "--host", HOST, "--port", "0", "--routing-file", str(routing), *extra]
+         "modelVersion": model.version}]}  # fmt: skip
+
+
+def file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip("-")
+
+
+def start_gateway(name: str, argv: list[str], routing: dict[str, Any], *extra: str,
+                  env: dict[str, str] | None = None, deadline_s: float = 180.0) -> Server:  # fmt: skip
+    path = WORK_DIR / f"{file_name(name)}-routing.json"
+    path.write_text(json.dumps(routing), encoding="utf-8")
+    argv = [*argv, "gateway", "--host", HOST, "--port", "0", "--routing-file", str(path), *extra]
     env = {"LEGION_GATEWAY_TOKEN_SECRET": SECRET, **(env or {})}
-    return start_server(name.replace(" ", "-").replace(",", ""), argv, ready_path="/healthcheck",
-                        port_pattern=GATEWAY_PORT, env=env)  # fmt: skip
+    return start_server(file_name(name), argv, ready_path="/healthcheck", port_pattern=GATEWAY_PORT, env=env,
+                        deadline_s=deadline_s)  # fmt: skip
 
 
-def measure(name: str, url: str, body: bytes, headers: dict[str, str], settings: RunSettings) -> list[Row]:
-    answer = post_json_with(url, body, headers)
-    if "prediction" not in answer:
-        raise BenchmarkError(f"{name} answered {answer}")
-    script = write_post_script(name.replace(" ", "-").replace(",", "").replace("(", "").replace(")", ""), body,
-                               headers)  # fmt: skip
-    rows = []
-    for concurrency in CONCURRENCY:
-        try:
-            result = run_wrk(url, script, connections=concurrency, threads=1 if concurrency == 1 else 2,
-                             duration_s=settings.duration_s, warmup_s=settings.warmup_s)  # fmt: skip
-        except BenchmarkError as exc:
-            rows.append(Row(name, 1, concurrency, status=f"failed: {exc}"[:300]))
-            continue
-        print(f"  {name:24} c{concurrency:<2}  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-              f"{result.rps:8.1f} req/s  errors {result.errors}", flush=True)  # fmt: skip
-        rows.append(Row(name, 1, concurrency, result.p50_ms, result.p99_ms, result.rps, result.requests,
-                        result.errors, "ok" if result.errors == 0 else f"ok, {result.errors} errors"))  # fmt: skip
-    return rows
+def start_haproxy(binary: str, routing: dict[str, Any]) -> Server:
+    port = free_port()  # HAProxy cannot be given port 0 and tell us which one it got
+    config = WORK_DIR / "haproxy.cfg"
+    config.write_text(haproxy_config(routing, host=HOST, port=port, secret=SECRET), encoding="utf-8")
+    return start_server("haproxy", [binary, "-f", str(config), "-db"], ready_path="/healthcheck", port=port,
+                        deadline_s=30)  # fmt: skip
 
 
 def post_json_with(url: str, body: bytes, headers: dict[str, str]) -> Any:
@@ -126,7 +201,7 @@ def post_json_with(url: str, body: bytes, headers: dict[str, str]) -> Any:
     return answer.json()
 
 
-async def time_clients(model_url: str, body: bytes, calls: int) -> list[Row]:
+async def time_clients(model_url: str, body: bytes, calls: int) -> list[dict[str, Any]]:
     """p50 per call of the two upstream clients, one request at a time to the model server."""
     path = b"/api/model/invoke"
     pool = UpstreamPool(model_url, connect_timeout_s=5, max_idle=4, idle_timeout_s=60)
@@ -152,10 +227,122 @@ async def time_clients(model_url: str, body: bytes, calls: int) -> list[Row]:
                 await call()
                 samples.append((time.perf_counter_ns() - started) / 1e6)
             samples.sort()
-            rows.append(Row(name, 1, None, percentile(samples, 0.5), percentile(samples, 0.99), requests=calls))
-            print(f"  {name:30} p50 {rows[-1].p50_ms:6.3f} ms", flush=True)
+            rows.append({"client": name, "p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99),
+                         "calls": calls})  # fmt: skip
+            print(f"  {name:30} p50 {rows[-1]['p50_ms']:6.3f} ms", flush=True)
     pool.close()
     return rows
+
+
+# --- measuring -----------------------------------------------------------------------------------------
+
+
+def batch_rows(model: Server) -> tuple[float, float]:
+    """(rows, model calls) the model server has counted so far."""
+    status, text = http_request(model.url("/metrics"), timeout_s=10)
+    if status != 200:
+        return 0.0, 0.0
+    found = dict.fromkeys(("sum", "count"), 0.0)
+    for match in BATCH_ROWS.finditer(text.decode("utf-8", "replace")):
+        found[match.group(1)] += float(match.group(2))
+    return found["sum"], found["count"]
+
+
+def measure_once(proxy: Proxy, model: Server, script: Path, *, concurrency: int, round_: int,
+                 settings: RunSettings) -> Run:  # fmt: skip
+    threads = 1 if concurrency == 1 else 2
+    if settings.warmup_s > 0:
+        run_wrk(proxy.url, script, connections=concurrency, threads=threads, duration_s=settings.warmup_s,
+                warmup_s=0)  # fmt: skip
+    proxy_cpu = group_cpu_s(proxy.server.process.pid) if proxy.server else 0.0
+    model_cpu = group_cpu_s(model.process.pid)
+    rows, calls = batch_rows(model)
+    result = run_wrk(proxy.url, script, connections=concurrency, threads=threads, duration_s=settings.duration_s,
+                     warmup_s=0)  # fmt: skip
+    model_used = group_cpu_s(model.process.pid) - model_cpu
+    proxy_used = group_cpu_s(proxy.server.process.pid) - proxy_cpu if proxy.server else None
+    rows_after, calls_after = batch_rows(model)
+    count = max(result.requests, 1)
+    return Run(
+        proxy.name, concurrency, round_, result.p50_ms, result.p99_ms, result.rps, result.requests, result.errors,
+        None if proxy_used is None else proxy_used * 1000 / count, model_used * 1000 / count,
+        (rows_after - rows) / (calls_after - calls) if calls_after > calls else None,
+    )  # fmt: skip
+
+
+def interleaved(proxies: list[Proxy], model: Server, body: bytes, settings: RunSettings) -> list[Run]:
+    """``direct`` between every two variants, every round, both concurrencies; ratios against the neighbours."""
+    direct, variants = proxies[0], proxies[1:]
+    scripts = {p.name: write_post_script(file_name(p.name), body, p.headers) for p in proxies}
+    runs: list[Run] = []
+    for round_ in range(1, settings.rounds + 1):
+        for concurrency in CONCURRENCY:
+            order = [direct]
+            for variant in variants:
+                order += [variant, direct]
+            previous_direct: Run | None = None
+            waiting: list[Run] = []  # variant runs whose next direct run is still to come
+            for proxy in order:
+                try:
+                    run = measure_once(proxy, model, scripts[proxy.name], concurrency=concurrency, round_=round_,
+                                       settings=settings)  # fmt: skip
+                except BenchmarkError as exc:
+                    print(f"  round {round_} {proxy.name} c{concurrency}: failed: {exc}", flush=True)
+                    continue
+                runs.append(run)
+                cpu = "" if run.proxy_cpu_ms_per_request is None else f"  proxy {run.proxy_cpu_ms_per_request:.3f}"
+                rows = "" if run.model_rows_per_call is None else f"  rows/call {run.model_rows_per_call:4.1f}"
+                print(f"  round {round_} {proxy.name:24} c{concurrency:<2}  p50 {run.p50_ms:6.2f} ms  "
+                      f"{run.rps:8.1f} req/s  cpu ms/req: model {run.model_cpu_ms_per_request:.3f}{cpu}{rows}"
+                      f"  errors {run.errors}", flush=True)  # fmt: skip
+                if proxy is direct:
+                    for pending in waiting:
+                        compare(pending, [d for d in (previous_direct, run) if d is not None])
+                    waiting, previous_direct = [], run
+                else:
+                    waiting.append(run)
+            for pending in waiting:  # the closing direct run failed: compare with the one before
+                compare(pending, [previous_direct] if previous_direct else [])
+    return runs
+
+
+def compare(run: Run, directs: list[Run]) -> None:
+    if not directs:
+        return
+    rps = statistics.fmean(d.rps for d in directs)
+    p50 = statistics.fmean(d.p50_ms for d in directs)
+    run.rps_ratio = run.rps / rps if rps else None
+    run.added_p50_ms = run.p50_ms - p50
+
+
+def summarize(runs: list[Run], names: list[str]) -> list[Summary]:
+    summaries = []
+    for name in names:
+        for concurrency in CONCURRENCY:
+            mine = [r for r in runs if r.target == name and r.concurrency == concurrency]
+            if not mine:
+                continue
+
+            def median(values: list[float | None]) -> float | None:
+                present = [v for v in values if v is not None]
+                return statistics.median(present) if present else None
+
+            def spread(values: list[float | None], pick: Callable[[list[float]], float]) -> float | None:
+                present = [v for v in values if v is not None]
+                return pick(present) if present else None
+
+            ratios = [r.rps_ratio for r in mine]
+            added = [r.added_p50_ms for r in mine]
+            errors = sum(r.errors for r in mine)
+            summaries.append(Summary(
+                name, concurrency, len(mine), statistics.median(r.p50_ms for r in mine),
+                statistics.median(r.p99_ms for r in mine), statistics.median(r.rps for r in mine),
+                median(ratios), spread(ratios, min), spread(ratios, max),
+                median(added), spread(added, min), spread(added, max),
+                median([r.proxy_cpu_ms_per_request for r in mine]), median([r.model_cpu_ms_per_request for r in mine]),
+                median([r.model_rows_per_call for r in mine]), errors, "ok" if errors == 0 else f"{errors} errors",
+            ))  # fmt: skip
+    return summaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,49 +352,54 @@ class Verdict:
     verdict: str
 
 
-def check(rows: list[Row]) -> tuple[list[Verdict], dict[str, dict[int, dict[str, float]]]]:
-    """Targets and, per server and concurrency, ``added p50 ms`` and ``rps ratio`` against the direct mean."""
-    by = {(r.server, r.concurrency): r for r in rows if r.p50_ms is not None and r.concurrency}
-    base: dict[int, tuple[float, float]] = {}
-    for c in CONCURRENCY:
-        direct = [by[(n, c)] for n in (DIRECT, DIRECT_AGAIN) if (n, c) in by]
-        if direct:
-            base[c] = (sum(r.p50_ms or 0 for r in direct) / len(direct), sum(r.rps or 0 for r in direct) / len(direct))
-    ratios: dict[str, dict[int, dict[str, float]]] = {}
-    for (server, c), row in by.items():
-        if c in base and row.p50_ms is not None and row.rps is not None:
-            added, kept = row.p50_ms - base[c][0], row.rps / base[c][1]
-            ratios.setdefault(server, {})[c] = {"added_p50_ms": added, "rps_ratio": kept}
-            row.ratios.update({"added p50 ms": added, "rps/direct": kept})
+def check(summaries: list[Summary], names: list[str]) -> list[Verdict]:
+    """The targets, by the medians over the rounds, for every variant."""
+    by = {(s.target, s.concurrency): s for s in summaries}
     verdicts = []
-    for server in (GATEWAY, NO_LOG, TWO_WORKERS):
-        added = ratios.get(server, {}).get(1, {}).get("added_p50_ms")
-        kept = ratios.get(server, {}).get(32, {}).get("rps_ratio")
+    for name in names:
+        c1, c32 = by.get((name, 1)), by.get((name, 32))
+        added = c1.added_p50_ms if c1 else None
+        kept = c32.rps_ratio if c32 else None
         for target, value, test, limit, unit in (
-            (f"{server}, c1: adds ≤ 0.5 ms to p50", added, operator.le, 0.5, " ms"),
-            (f"{server}, c32: keeps ≥ 70 % of direct req/s", kept, operator.ge, 0.7, "×"),
+            (f"{name}, c1: adds ≤ 0.5 ms to p50", added, operator.le, 0.5, " ms"),
+            (f"{name}, c32: keeps ≥ 70 % of direct req/s", kept, operator.ge, 0.7, "×"),
         ):
             if value is None:
                 verdicts.append(Verdict(target, "not measured", "n/a"))
             else:
                 verdicts.append(Verdict(target, f"{value:.3f}{unit}", "PASS" if test(value, limit) else "MISS"))
-    return verdicts, ratios
+    return verdicts
 
 
-def report(console: Console, rows: list[Row], verdicts: list[Verdict]) -> None:
-    table = RichTable(title="census pipeline, 1 row: direct to legion serve vs through legion gateway")
-    for header in ("server", "conc", "p50 ms", "p99 ms", "req/s", "added p50 ms", "rps/direct", "status"):
-        table.add_column(header, justify="left" if header in ("server", "status") else "right")
-    for row in rows:
+def _fmt(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def report(console: Console, outcome: Outcome, summaries: list[Summary], verdicts: list[Verdict],
+           settings: RunSettings) -> None:  # fmt: skip
+    table = RichTable(title=f"census pipeline, 1 row, medians over {settings.rounds} interleaved rounds of "
+                            f"{settings.duration_s:g} s: direct to legion serve vs through a proxy")  # fmt: skip
+    headers = ("target", "conc", "p50 ms", "p99 ms", "req/s", "rps/direct", "(min–max)", "added p50 ms",
+               "(min–max)", "proxy cpu ms/req", "model cpu ms/req", "rows/call", "status")  # fmt: skip
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("target", "status") else "right")
+    for s in summaries:
         table.add_row(
-            row.server, "in-proc" if row.concurrency is None else str(row.concurrency),
-            f"{row.p50_ms:.3f}" if row.p50_ms is not None else "", f"{row.p99_ms:.2f}" if row.p99_ms else "",
-            f"{row.rps:,.0f}" if row.rps else "",
-            f"{row.ratios['added p50 ms']:+.3f}" if "added p50 ms" in row.ratios else "",
-            f"{row.ratios['rps/direct']:.2f}" if "rps/direct" in row.ratios else "", row.status,
+            s.target, str(s.concurrency), f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}", f"{s.rps:,.0f}",
+            _fmt(s.rps_ratio, ".2f"),
+            "" if s.rps_ratio_min is None else f"{s.rps_ratio_min:.2f}–{s.rps_ratio_max:.2f}",
+            _fmt(s.added_p50_ms, "+.3f"),
+            "" if s.added_p50_ms_min is None else f"{s.added_p50_ms_min:+.2f}–{s.added_p50_ms_max:+.2f}",
+            _fmt(s.proxy_cpu_ms_per_request, ".3f"), _fmt(s.model_cpu_ms_per_request, ".3f"),
+            _fmt(s.model_rows_per_call, ".1f"), s.status,
         )  # fmt: skip
+    for name, setup in outcome.proxies.items():
+        if setup.startswith(("skipped", "failed")):
+            table.add_row(name, "", "", "", "", "", "", "", "", "", "", "", setup)
     console.print(table)
-    targets = RichTable(title="targets (against the mean of the two direct runs)")
+    for client in outcome.clients:
+        console.print(f"in process, one request at a time: {client['client']}: p50 {client['p50_ms']:.3f} ms")
+    targets = RichTable(title="targets (medians over the rounds, against the neighbouring direct runs)")
     for header in ("target", "measured", "verdict"):
         targets.add_column(header)
     for verdict in verdicts:
@@ -215,46 +407,100 @@ def report(console: Console, rows: list[Row], verdicts: list[Verdict]) -> None:
     console.print(targets)
 
 
-def run(settings: RunSettings, census: Census, legion: str) -> list[Row]:
+# --- the run -------------------------------------------------------------------------------------------
+
+
+def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict[str, str], census: Census,
+                  settings: RunSettings, outcome: Outcome) -> list[Proxy]:  # fmt: skip
+    routing = routing_document(model.url(""), manifest)
+    path = f"/model/census{census.legion_path}"
+    deadline = settings.startup_deadline_s
+    proxies: list[Proxy] = []
+    gateways: list[tuple[str, list[str], tuple[str, ...], dict[str, str], str]] = [
+        (GATEWAY, [legion], (), {}, "legion gateway, 1 worker, access log to a file"),
+        (NO_LOG, [legion], (), {"LEGION_GATEWAY_ACCESS_LOG": "false"}, "legion gateway, 1 worker, no access log"),
+        (TWO_WORKERS, [legion], ("--workers", "2"), {}, "legion gateway, 2 workers (SO_REUSEPORT), access log"),
+    ]  # fmt: skip
+    if settings.baseline is not None:
+        src = str(settings.baseline.resolve())
+        gateways.append((f"gateway @ {settings.baseline.name}", [sys.executable, "-m", "legion"], (),
+                         {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))},
+                         f"legion gateway from {src}, 1 worker, access log"))  # fmt: skip
+    for name, argv, extra, env, setup in gateways:
+        try:
+            server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)
+        except ServerStartError as exc:
+            outcome.proxies[name] = f"failed: {exc}"[:300]
+            print(f"{name}: {outcome.proxies[name]}", flush=True)
+            continue
+        proxies.append(Proxy(name, server.url(path), token, server, setup))
+    binary, version = haproxy_binary()
+    if binary is None:
+        outcome.proxies[HAPROXY] = f"skipped: {version}"
+        print(f"{HAPROXY}: {outcome.proxies[HAPROXY]}", flush=True)
+    else:
+        try:
+            server = start_haproxy(binary, routing)
+            setup = (f"{version}; nbthread 1; JWT: HS256 signature, alg, exp, nbf, iss, aud (not model scopes, "
+                     "not revocation); no request id, metrics or access log")  # fmt: skip
+            proxies.append(Proxy(HAPROXY, server.url(path), token, server, setup))
+        except ServerStartError as exc:
+            outcome.proxies[HAPROXY] = f"failed: {exc}"[:300]
+            print(f"{HAPROXY}: {outcome.proxies[HAPROXY]}", flush=True)
+    return proxies
+
+
+def run(settings: RunSettings, census: Census, legion: str) -> Outcome:
     body = legion_body(census.frames[1])
     manifest = Manifest.read(census.model_dir)
     token = {"Authorization": f"Bearer {model_token(manifest)}"}
     argv = [legion, "serve", str(census.model_dir), "--host", HOST, "--port", "0"]
     model = start_server("census-server", argv, ready_path=LEGION_READY, port_pattern=GATEWAY_PORT,
                          deadline_s=settings.startup_deadline_s)  # fmt: skip
-    rows: list[Row] = []
+    outcome = Outcome()
+    proxies: list[Proxy] = []
     try:
-        model_url = model.url("")
         print("in process: upstream clients", flush=True)
-        rows += asyncio.run(time_clients(model_url, body, settings.calls))
-        rows += measure(DIRECT, model.url(census.legion_path), body, {}, settings)
-        variants = [(GATEWAY, (), {}), (NO_LOG, (), {"LEGION_GATEWAY_ACCESS_LOG": "false"}),
-                    (TWO_WORKERS, ("--workers", "2"), {})]  # fmt: skip
-        path = f"/model/census{census.legion_path}"
-        for name, extra, env in variants:
+        outcome.clients = asyncio.run(time_clients(model.url(""), body, settings.calls))
+        direct = Proxy(DIRECT, model.url(census.legion_path), {}, None, "legion serve, 1 worker")
+        proxies = [direct, *start_proxies(legion, model, manifest, token=token, census=census,
+                                                  settings=settings, outcome=outcome)]  # fmt: skip
+        checked = []
+        for proxy in proxies:
             try:
-                gateway = start_gateway(name, legion, model_url, manifest, *extra, env=env)
-            except ServerStartError as exc:
-                rows += [Row(name, 1, c, status=f"failed: {exc}"[:300]) for c in CONCURRENCY]
+                answer = post_json_with(proxy.url, body, proxy.headers)
+                if "prediction" not in answer:
+                    raise BenchmarkError(f"answered {answer}")
+            except BenchmarkError as exc:
+                outcome.proxies[proxy.name] = f"failed: {exc}"[:300]
                 continue
-            try:
-                rows += measure(name, gateway.url(path), body, token, settings)
-            finally:
-                gateway.stop()
-        rows += measure(DIRECT_AGAIN, model.url(census.legion_path), body, {}, settings)
+            outcome.proxies[proxy.name] = proxy.setup
+            checked.append(proxy)
+        if not checked or checked[0] is not direct:
+            raise BenchmarkError(f"the model server does not answer: {outcome.proxies.get(DIRECT)}")
+        outcome.runs = interleaved(checked, model, body, settings)
     finally:
+        for proxy in proxies:
+            if proxy.server is not None:
+                proxy.server.stop()
         model.stop()
-    return rows
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, help="seconds per measured wrk run (default 10, quick 3)")
+    parser.add_argument("--duration", type=float, help="seconds per measured wrk run (default 3)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
+    parser.add_argument("--baseline", type=Path, help="also measure the gateway of this checkout (e.g. main)")
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not a measurement")
     args = parser.parse_args(argv)
-    duration = args.duration or (3.0 if args.quick else 10.0)
-    settings = RunSettings(duration, 1.0 if args.quick else 2.0, 300 if args.quick else 2000)
-    console = Console(width=max(Console().width, 130))
+    settings = RunSettings(
+        duration_s=args.duration or (1.0 if args.quick else 3.0), warmup_s=1.0,
+        rounds=args.rounds or (1 if args.quick else 5), calls=300 if args.quick else 2000, baseline=args.baseline,
+    )  # fmt: skip
+    if settings.baseline is not None and not (settings.baseline / "legion" / "__init__.py").exists():
+        parser.error(f"--baseline {settings.baseline}: no legion package there")
+    console = Console(width=max(Console().width, 150))
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
     try:
@@ -263,20 +509,24 @@ def main(argv: list[str] | None = None) -> int:
         if legion is None:
             raise BenchmarkError("`legion` is not installed next to this interpreter")
         census = prepare_census()
-        rows = run(settings, census, legion)
+        outcome = run(settings, census, legion)
     except BenchmarkError as exc:
         console.print(f"Error: {exc}", markup=False)
         return 1
-    verdicts, ratios = check(rows)
-    report(console, rows, verdicts)
+    names = [name for name in outcome.proxies if not outcome.proxies[name].startswith(("skipped", "failed"))]
+    summaries = summarize(outcome.runs, names)
+    verdicts = check(summaries, [n for n in names if n != DIRECT])
+    report(console, outcome, summaries, verdicts, settings)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"gateway-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps({
         "benchmark": "gateway", "started_at": started_at.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-        "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "rows": 1,
-                     "concurrency": list(CONCURRENCY), "in_process_calls": settings.calls},
-        "machine": machine_info(), "versions": package_versions(PACKAGES),
-        "rows": [r.to_json() for r in rows], "ratios": ratios,
+        "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "rounds": settings.rounds,
+                     "rows": 1, "concurrency": list(CONCURRENCY), "in_process_calls": settings.calls,
+                     "baseline": str(settings.baseline) if settings.baseline else None},
+        "machine": machine_info(), "versions": package_versions(PACKAGES), "targets_setup": outcome.proxies,
+        "summary": [asdict(s) for s in summaries], "runs": [asdict(r) for r in outcome.runs],
+        "clients": outcome.clients,
         "targets": [{"target": v.target, "measured": v.measured, "verdict": v.verdict} for v in verdicts],
     }, indent=2) + "\n", encoding="utf-8")  # fmt: skip
     console.print(f"saved {path.relative_to(REPO)}")

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -34,6 +33,7 @@ from legion.core.errors import (
     UnauthorizedError,
     UnavailableError,
 )
+from legion.core.ids import request_id
 from legion.core.tokens import Claims
 from legion.gateway.accesslog import AccessLog
 from legion.gateway.auth import Authenticator, authorize
@@ -159,7 +159,7 @@ class Gateway:
                 forwarded.append((name, value))
         supplied = 0 < len(rid) <= _MAX_REQUEST_ID
         if not supplied:
-            rid = uuid.uuid4().hex.encode()
+            rid = request_id()
         forwarded.append((b"request-id", rid))
         exchange = _Exchange()
         self.metrics.in_flight.inc()
