@@ -33,7 +33,6 @@ def serve(settings: GatewaySettings, sock: socket.socket | None, multiprocess_di
     """Serve until told to stop; the exit code says why it stopped."""
     from legion.gateway.app import create_app  # noqa: PLC0415  # workers import the app after the spawn
     from legion.gateway.metrics import GatewayMetrics  # noqa: PLC0415
-    from legion.gateway.wire import CoalescingHttpToolsProtocol  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format)
     try:
@@ -46,7 +45,7 @@ def serve(settings: GatewaySettings, sock: socket.socket | None, multiprocess_di
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,  # httptools, one send per answer
+        http="httptools",
         lifespan="on",
         access_log=False,  # the gateway writes its own access log
         log_level=settings.log_level,
