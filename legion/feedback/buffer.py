@@ -122,6 +122,7 @@ class DiskBuffer:
         records: list[dict[str, Any]] = []
         position = self._cursor
         while len(records) < max_records:
+            active = self._active  # before reading: a segment still being written may grow after our read
             path = self._path(position.segment)
             try:
                 with path.open("rb") as file:
@@ -140,8 +141,8 @@ class DiskBuffer:
             position = Position(position.segment, position.offset + used)
             if used < end or len(records) >= max_records or len(chunk) >= max_bytes:
                 break  # more in this segment than asked for
-            if position.segment >= self._active:
-                break  # the segment being written: the rest comes later
+            if position.segment >= active:
+                break  # the segment being written when it was read: the rest comes later
             position = Position(position.segment + 1, 0)  # this one is read to its end (a cut tail is dropped)
         return records, position
 
