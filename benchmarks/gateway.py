@@ -40,6 +40,7 @@ import json
 import operator
 import os
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -84,6 +85,8 @@ GATEWAY_PORT = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 SECRET = "benchmark-only-" + "b" * 49
 DIRECT, GATEWAY = "direct", "gateway"
 NO_LOG, TWO_WORKERS, HAPROXY = "gateway, no access log", "gateway, 2 workers", "haproxy 1 thread, jwt"
+NO_PREDICTION_LOG = "gateway, no prediction log"
+PREDICTION_LOG_COST = 0.05  # issue 5: logging predictions may cost at most 5 % of requests/s at c32
 PACKAGES = ("legion", "uvicorn", "uvloop", "httptools", "httpx", "orjson", "pyjwt", "prometheus-client")
 BATCH_ROWS = re.compile(r"^legion_model_batch_rows_(sum|count)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
 
@@ -96,6 +99,8 @@ class RunSettings:
     calls: int
     baseline: Path | None = None
     startup_deadline_s: float = 180.0
+    serve_env: tuple[tuple[str, str], ...] = ()
+    """Variables for the model server (``LEGION_SERVE_*`` settings to compare across runs)."""
 
 
 @dataclass(slots=True)
@@ -368,6 +373,13 @@ def check(summaries: list[Summary], names: list[str]) -> list[Verdict]:
                 verdicts.append(Verdict(target, "not measured", "n/a"))
             else:
                 verdicts.append(Verdict(target, f"{value:.3f}{unit}", "PASS" if test(value, limit) else "MISS"))
+    on, off = by.get((GATEWAY, 32)), by.get((NO_PREDICTION_LOG, 32))
+    target = f"prediction logging, c32: costs ≤ {PREDICTION_LOG_COST:.0%} of req/s (logging on / off)"
+    if on is None or off is None or on.rps_ratio is None or not off.rps_ratio:
+        verdicts.append(Verdict(target, "not measured", "n/a"))
+    else:
+        kept = on.rps_ratio / off.rps_ratio
+        verdicts.append(Verdict(target, f"{kept:.3f}×", "PASS" if kept >= 1 - PREDICTION_LOG_COST else "MISS"))
     return verdicts
 
 
@@ -416,10 +428,20 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
     path = f"/model/census{census.legion_path}"
     deadline = settings.startup_deadline_s
     proxies: list[Proxy] = []
+
+    def logs(name: str) -> tuple[str, ...]:  # each gateway its own prediction log, under the work directory
+        root = WORK_DIR / "prediction-logs" / file_name(name)
+        shutil.rmtree(root, ignore_errors=True)
+        return "--log-dir", str(root / "sink"), "--log-buffer-dir", str(root / "buffer")
+
     gateways: list[tuple[str, list[str], tuple[str, ...], dict[str, str], str]] = [
-        (GATEWAY, [legion], (), {}, "legion gateway, 1 worker, access log to a file"),
-        (NO_LOG, [legion], (), {"LEGION_GATEWAY_ACCESS_LOG": "false"}, "legion gateway, 1 worker, no access log"),
-        (TWO_WORKERS, [legion], ("--workers", "2"), {}, "legion gateway, 2 workers (SO_REUSEPORT), access log"),
+        (GATEWAY, [legion], logs(GATEWAY), {}, "legion gateway, 1 worker, access log to a file, prediction log"),
+        (NO_PREDICTION_LOG, [legion], ("--no-prediction-log",), {},
+         "legion gateway, 1 worker, access log to a file, no prediction log"),
+        (NO_LOG, [legion], logs(NO_LOG), {"LEGION_GATEWAY_ACCESS_LOG": "false"},
+         "legion gateway, 1 worker, no access log, prediction log"),
+        (TWO_WORKERS, [legion], ("--workers", "2", *logs(TWO_WORKERS)), {},
+         "legion gateway, 2 workers (SO_REUSEPORT), access log, prediction log"),
     ]  # fmt: skip
     if settings.baseline is not None:
         src = str(settings.baseline.resolve())
@@ -456,7 +478,7 @@ def run(settings: RunSettings, census: Census, legion: str) -> Outcome:
     token = {"Authorization": f"Bearer {model_token(manifest)}"}
     argv = [legion, "serve", str(census.model_dir), "--host", HOST, "--port", "0"]
     model = start_server("census-server", argv, ready_path=LEGION_READY, port_pattern=GATEWAY_PORT,
-                         deadline_s=settings.startup_deadline_s)  # fmt: skip
+                         deadline_s=settings.startup_deadline_s, env=dict(settings.serve_env))  # fmt: skip
     outcome = Outcome()
     proxies: list[Proxy] = []
     try:
@@ -493,10 +515,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     parser.add_argument("--baseline", type=Path, help="also measure the gateway of this checkout (e.g. main)")
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not a measurement")
+    parser.add_argument("--serve-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for the model server, e.g. LEGION_SERVE_MAX_BATCH_WAIT_S=0.02")  # fmt: skip
     args = parser.parse_args(argv)
+    if any("=" not in item for item in args.serve_env):
+        parser.error("--serve-env takes NAME=VALUE")
     settings = RunSettings(
         duration_s=args.duration or (1.0 if args.quick else 3.0), warmup_s=1.0,
         rounds=args.rounds or (1 if args.quick else 5), calls=300 if args.quick else 2000, baseline=args.baseline,
+        serve_env=tuple(tuple(item.split("=", 1)) for item in args.serve_env),
     )  # fmt: skip
     if settings.baseline is not None and not (settings.baseline / "legion" / "__init__.py").exists():
         parser.error(f"--baseline {settings.baseline}: no legion package there")
