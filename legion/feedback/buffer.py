@@ -7,8 +7,8 @@ Layout of the buffer's directory::
 
 Why it is shaped this way:
 
-- ``append`` is one ``write`` of one line to an open file: a few microseconds, no fsync, no lock held across I/O
-  that could block the caller for long. The line is in the kernel once ``append`` returns, so a crash of the
+- ``append`` is one ``write`` of its lines (a prediction's two records together) to an open file: a few
+  microseconds, no fsync, no lock held across I/O that could block the caller for long. The lines are in the kernel once ``append`` returns, so a crash of the
   process (kill -9) loses nothing appended; a crash of the machine may lose the last moments.
 - A process that opens the buffer again starts a new segment rather than appending to the last one, so a line
   cut by a crash can never be glued to the next record; the reader skips such a cut line and logs it.
@@ -74,12 +74,12 @@ class DiskBuffer:
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def append(self, record: dict[str, Any]) -> bool:
-        """Add a record; False (and counted in ``dropped``) when the buffer is full."""
-        line = orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    def append(self, *records: dict[str, Any]) -> bool:
+        """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
+        line = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
         with self._lock:
             if self._pending_bytes + len(line) > self.max_bytes:
-                self.dropped += 1
+                self.dropped += len(records)
                 return False
             if self._size and self._size + len(line) > self.segment_bytes:
                 os.close(self._file)
@@ -88,7 +88,7 @@ class DiskBuffer:
             os.write(self._file, line)
             self._size += len(line)
             self._pending_bytes += len(line)
-            self.appended += 1
+            self.appended += len(records)
             listeners = list(self._listeners)
         for event in listeners:
             event.set()

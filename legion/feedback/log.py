@@ -100,19 +100,18 @@ class PredictionLog:
 
     def prediction(self, p: Prediction) -> bool:
         """Append the ``request_response`` and ``response_body`` records; False when the buffer was full."""
-        kept = self.buffer.append(
+        now = records.now()
+        return self.buffer.append(
             records.request_response(
                 request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
                 endpoint=p.endpoint, method=p.method, path=p.path, headers=p.headers, request_body=p.request_body,
-                status=p.status, latency_s=p.latency_s, deployment=p.deployment,
-            )
-        )  # fmt: skip
-        return self.buffer.append(
+                status=p.status, latency_s=p.latency_s, deployment=p.deployment, time=now,
+            ),
             records.response_body(
                 request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
-                body=p.response_body, deployment=p.deployment,
-            )
-        ) and kept  # fmt: skip
+                body=p.response_body, deployment=p.deployment, time=now,
+            ),
+        )  # fmt: skip
 
     def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:
         """Append a ``feedback`` record; False when the buffer was full."""

@@ -22,7 +22,8 @@ def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
 
-def _now() -> str:
+def now() -> str:
+    """A record's ``time``: now, in UTC, ISO 8601."""
     return datetime.now(UTC).isoformat()
 
 
@@ -54,7 +55,7 @@ def request_response(
         "response_status": status,
         "response_duration_s": latency_s,
         "deployment": deployment,
-        "time": time or _now(),
+        "time": time or now(),
     }
 
 
@@ -74,7 +75,7 @@ def response_body(
         "model_version": model_version,
         "response_content": body,
         "deployment": deployment,
-        "time": time or _now(),
+        "time": time or now(),
     }
 
 
@@ -94,5 +95,5 @@ def feedback(
         "model_version": model_version,
         "payload": payload,
         "deployment": deployment,
-        "time": time or _now(),
+        "time": time or now(),
     }

@@ -14,6 +14,7 @@ Legion's layout, kept so that existing downstream jobs keep working::
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import defaultdict
@@ -34,7 +35,20 @@ class Sink(Protocol):
 
 def record_key(record: dict[str, Any], writer: int) -> str:
     """The path of a record in Legion's layout, relative to the sink's root."""
-    moment = _moment(record.get("time"))
+    stamp = record.get("time")
+    if isinstance(stamp, str) and stamp.endswith("+00:00") and len(stamp) >= 13:
+        # the records' own UTC ISO times: one path per hour, so format it once per hour, not once per record
+        return _hour_key(record.get("tag", "unknown"), record.get("model_name"), record.get("model_version"),
+                         stamp[:13], writer)  # fmt: skip
+    return _key(record, _moment(stamp), writer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hour_key(tag: Any, model: Any, version: Any, hour: str, writer: int) -> str:
+    return _key({"tag": tag, "model_name": model, "model_version": version}, _moment(hour + ":00:00+00:00"), writer)
+
+
+def _key(record: dict[str, Any], moment: datetime, writer: int) -> str:
     return (
         f"model_log/{record.get('tag', 'unknown')}/{record.get('model_name') or 'unknown'}/"
         f"{record.get('model_version') or 'unknown'}/year={moment:%Y}/month={moment:%m}/day={moment:%d}/"
