@@ -8,8 +8,9 @@ Layout of the buffer's directory::
 Why it is shaped this way:
 
 - ``append`` is one ``write`` of its lines (a prediction's two records together) to an open file: a few
-  microseconds, no fsync, no lock held across I/O that could block the caller for long. The lines are in the kernel once ``append`` returns, so a crash of the
-  process (kill -9) loses nothing appended; a crash of the machine may lose the last moments.
+  microseconds, no fsync, no lock held across I/O that could block the caller for long. The lines are in the
+  kernel once ``append`` returns, so a crash of the process (kill -9) loses nothing appended; a crash of the
+  machine may lose the last moments.
 - A process that opens the buffer again starts a new segment rather than appending to the last one, so a line
   cut by a crash can never be glued to the next record; the reader skips such a cut line and logs it.
 - The cursor moves (atomically: a temporary file renamed) only after the sink took the records, so a crash
