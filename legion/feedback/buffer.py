@@ -21,6 +21,7 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -55,8 +56,13 @@ class DiskBuffer:
     >>> sink.deliver(records); buffer.commit(position)
     """
 
-    def __init__(self, directory: Path, *, segment_bytes: int = 4 << 20, max_bytes: int = 512 << 20) -> None:
+    def __init__(
+        self, directory: Path, *, segment_bytes: int = 4 << 20, max_bytes: int = 512 << 20, write: bool = True
+    ) -> None:
+        """``write=False`` opens the buffer to read and commit only (a shipper in another process than the
+        writer): no segment is started, and a segment counts as finished once a later one exists."""
         self.directory = directory
+        self.writing = write
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.dropped = 0
@@ -66,8 +72,8 @@ class DiskBuffer:
         self._lock = threading.Lock()
         self._cursor = self._read_cursor()
         numbers = self._segment_numbers()
-        self._active = max([*numbers, self._cursor.segment - 1]) + 1
-        self._file = self._open(self._active)
+        self._active = max([*numbers, self._cursor.segment - 1]) + (1 if write else 0)
+        self._file = self._open(self._active) if write else -1
         self._size = 0
         self._pending_bytes = sum(self._path(n).stat().st_size for n in numbers if n >= self._cursor.segment)
         self._pending_bytes -= self._cursor.offset if self._cursor.segment in numbers else 0
@@ -79,7 +85,7 @@ class DiskBuffer:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
         line = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
         with self._lock:
-            if self._pending_bytes + len(line) > self.max_bytes:
+            if self._pending_bytes + len(line) > self.max_bytes and self._recount() + len(line) > self.max_bytes:
                 self.dropped += len(records)
                 return False
             if self._size and self._size + len(line) > self.segment_bytes:
@@ -123,7 +129,8 @@ class DiskBuffer:
         records: list[dict[str, Any]] = []
         position = self._cursor
         while len(records) < max_records:
-            active = self._active  # before reading: a segment still being written may grow after our read
+            # before reading: a segment still being written may grow after our read
+            active = self._active if self.writing else max(self._segment_numbers(), default=0)
             path = self._path(position.segment)
             try:
                 with path.open("rb") as file:
@@ -172,6 +179,18 @@ class DiskBuffer:
             except FileNotFoundError:
                 continue
         return total
+
+    def _recount(self) -> int:
+        """Pending bytes from the files (a shipper in another process commits without telling the writer)."""
+        cursor = self._read_cursor()
+        numbers = self._segment_numbers()
+        total = 0
+        for number in numbers:
+            if number >= cursor.segment:
+                with contextlib.suppress(FileNotFoundError):
+                    total += self._path(number).stat().st_size
+        self._pending_bytes = total - (cursor.offset if cursor.segment in numbers else 0)
+        return self._pending_bytes
 
     def _path(self, number: int) -> Path:
         return self.directory / SEGMENTS / f"{number:010d}{SUFFIX}"

@@ -3,11 +3,12 @@
 It claims a buffer directory of its own (``<root>/<n>``, the lowest ``n`` no live process holds: an ``flock`` on
 ``<root>/<n>/lock``, which the kernel releases when the holder dies), so several workers never share a buffer
 and a restarted one takes over what a killed one left and ships it. ``prediction(...)`` and ``feedback(...)``
-append records (one ``write`` each: a kill -9 right after the call loses nothing) and return at once; a
-``Shipper`` thread delivers them to the sink, ``FanOutSink`` when there are several (a batch goes to each;
+append records (one ``write`` each: a kill -9 right after the call loses nothing) and return at once; a shipper
+process of its own (``shipper.ship_forever``, so that parsing and writing batches never holds this process's GIL;
+it ends when this process does) delivers them to the sink, ``FanOutSink`` when there are several (a batch goes to each;
 one failing means the batch comes again to all: duplicates, never losses).
 
-    log = PredictionLog.open(Path("~/.legion/gateway/buffer"), lambda n: LocalSink(Path("~/.legion/logs"), n))
+    log = PredictionLog.open(Path("~/.legion/gateway/buffer"), functools.partial(LocalSink, Path("~/.legion/logs")))
     log.prediction(Prediction(request_id="...", model_name="census-income", ...))
     log.close()
 """
@@ -16,15 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer
-from legion.feedback.shipper import Shipper
+from legion.feedback.shipper import ship_forever
 from legion.feedback.sinks import Sink
 
 
@@ -70,7 +74,7 @@ class Prediction:
 class PredictionLog:
     """A claimed buffer and its shipper; ``writer`` is the claimed number (sinks name their files by it)."""
 
-    def __init__(self, buffer: DiskBuffer, shipper: Shipper, writer: int, lock_fd: int) -> None:
+    def __init__(self, buffer: DiskBuffer, shipper: BaseProcess, writer: int, lock_fd: int) -> None:
         self.buffer = buffer
         self.shipper = shipper
         self.writer = writer
@@ -96,7 +100,12 @@ class PredictionLog:
                 continue
             break
         buffer = DiskBuffer(directory, max_bytes=max_bytes)
-        return cls(buffer, Shipper(buffer, make_sink(writer), idle_s=idle_s).start(), writer, descriptor)
+        shipper = multiprocessing.get_context("spawn").Process(
+            target=ship_forever, args=(directory, make_sink, writer, os.getpid(), idle_s),
+            name=f"legion-shipper-{writer}", daemon=True,
+        )  # fmt: skip
+        shipper.start()
+        return cls(buffer, shipper, writer, descriptor)
 
     def prediction(self, p: Prediction) -> bool:
         """Append the ``request_response`` and ``response_body`` records; False when the buffer was full."""
@@ -124,7 +133,12 @@ class PredictionLog:
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what is buffered (within ``timeout_s``), then let go of the buffer."""
-        self.shipper.stop(timeout_s)
+        if self.shipper.is_alive() and self.shipper.pid is not None:
+            os.kill(self.shipper.pid, signal.SIGTERM)
+        self.shipper.join(timeout_s + 1.0)
+        if self.shipper.is_alive():
+            self.shipper.kill()
+            self.shipper.join()
         self.buffer.close()
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)

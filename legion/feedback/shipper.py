@@ -5,12 +5,18 @@ after a batch smaller than ``batch_records`` it waits ``gather_s`` so that the n
 meanwhile (one sink write per request would cost more CPU than the request);
 a failing sink is retried with backoff (``retry_s`` doubling up to ``max_retry_s``) while the buffer keeps taking
 records, so an unreachable sink buffers and then delivers. ``stop`` delivers what it can within its deadline.
+``ship_forever`` runs one in a process of its own (the gateway's way: its parsing and writing then never hold the
+GIL that the gateway's event loop needs).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from legion.feedback.buffer import DiskBuffer, Position
@@ -96,3 +102,18 @@ class Shipper:
                 return
             self._wake.wait(self.idle_s)
             self._wake.clear()
+
+
+def ship_forever(
+    directory: Path, make_sink: Callable[[int], Sink], writer: int, parent_pid: int, idle_s: float = 0.2
+) -> None:
+    """A shipper process's main: deliver ``directory`` (opened to read only) until SIGTERM/SIGINT or until the
+    process that writes it is gone, then deliver what is left and return. ``make_sink`` must pickle."""
+    stopping = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, frame: stopping.set())
+    shipper = Shipper(DiskBuffer(directory, write=False), make_sink(writer), idle_s=idle_s).start()
+    while not stopping.wait(0.5):
+        if os.getppid() != parent_pid:  # the writer died (kill -9): its successor starts a shipper of its own
+            break
+    shipper.stop()

@@ -3,7 +3,7 @@ where the records go.
 
 ``PredictionRecorder.record(...)`` runs in the request path after the replica answered and before the caller
 gets the answer: it decodes the two bodies and appends a ``request_response`` and a ``response_body`` record to
-the gateway's ``PredictionLog`` (one ``write`` each; a kill -9 after the answer loses neither). A shipper thread
+the gateway's ``PredictionLog`` (one ``write``; a kill -9 after the answer loses neither). A shipper process
 delivers the buffer to the configured sink (``make_sink``: a local directory in Legion's layout by default, S3
 or Fluentd) and, when the routing comes from the management API, to its feedback store
 (``ApiRecordsSink``), which joins feedback to predictions. A model call is logged when its path is a prediction
@@ -17,6 +17,7 @@ deployment's, when it said nothing), so a route split between versions logs each
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, Final
 
@@ -125,7 +126,7 @@ class PredictionRecorder:
     @classmethod
     def open(cls, settings: GatewaySettings) -> PredictionRecorder:
         return cls(PredictionLog.open(
-            settings.log_buffer_dir.expanduser(), lambda writer: make_sink(settings, writer),
+            settings.log_buffer_dir.expanduser(), functools.partial(make_sink, settings),
             max_bytes=settings.log_buffer_max_bytes,
         ))  # fmt: skip
 
