@@ -45,11 +45,16 @@ def is_prediction(path: bytes) -> bool:
     return any(part in PREDICTION_WORDS for part in path.split(b"?", 1)[0].split(b"/"))
 
 
-def decode(body: bytes, content_type: bytes) -> Any:
-    """JSON bodies as their value; anything else as text (bytes that are not UTF-8 as latin-1)."""
+def decode(body: bytes, content_type: bytes, *, valid: bool = False) -> Any:
+    """JSON bodies as their value; anything else as text (bytes that are not UTF-8 as latin-1).
+
+    ``valid``: the model server parsed or wrote this JSON itself (it answered 200), so a one-line body goes into
+    the record as it is (``orjson.Fragment``), without parsing it again on the request path."""
     if not body:
         return None
     if content_type.split(b";", 1)[0].strip().lower() in _JSON_TYPES:
+        if valid and b"\n" not in body:  # a body of several lines would cut the record's own line
+            return orjson.Fragment(body)
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -151,8 +156,9 @@ class PredictionRecorder:
                 model_version=version, endpoint=_header(response.headers, b"model-endpoint").decode("latin-1")
                 or "default", method=method, path=path.decode("latin-1"),
                 headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-                request_body=decode(body, content_type), status=response.status, latency_s=latency_s,
-                response_body=decode(response.body, _header(response.headers, b"content-type")),
+                request_body=decode(body, content_type, valid=response.status == 200), status=response.status,
+                latency_s=latency_s, response_body=decode(response.body, _header(response.headers, b"content-type"),
+                                                           valid=response.status == 200),
             ))  # fmt: skip
         except Exception:
             if not self.dropped:
