@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from legion.api.auth import Caller
+from legion.api.resources_routes import read_document
 from legion.api.storage.feedback import FeedbackStore
 from legion.api.ui.feedback import PredictionRecord, VersionQuality
 from legion.core.errors import BadRequestError, PayloadTooLargeError
@@ -92,15 +92,7 @@ def records_router(store: FeedbackStore, metrics: FeedbackMetrics, caller: Any, 
     @router.post("/records", summary="Deliver prediction and feedback records (gateways ship here)")
     async def deliver(request: Request, who: Caller = Depends(caller)) -> dict[str, int]:
         who.can_write_records()
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body_bytes:
-                raise PayloadTooLargeError(f"request body is over the limit of {max_body_bytes} bytes")
-        try:
-            batch = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequestError(f"the body is not valid JSON: {exc}") from None
+        batch = await read_document(request, max_body_bytes)
         if not isinstance(batch, list) or not all(isinstance(r, dict) for r in batch):
             raise BadRequestError("send a JSON list of record objects")
         if len(batch) > MAX_RECORDS:

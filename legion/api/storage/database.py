@@ -31,6 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
 from sqlalchemy import URL, Connection, Engine, event, make_url
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from legion.core.errors import ConflictError, InvalidInputError, LegionError, UnavailableError
@@ -133,6 +134,12 @@ def _use_wal(cursor: Any, *, deadline: float) -> None:
 
 def _dump_json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def upsert(engine: Engine, table: Any) -> Any:
+    """``INSERT`` for ``table`` with ``ON CONFLICT`` clauses (SQLite's and PostgreSQL's spell them alike)."""
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def resolve_engine(bind: Engine | str) -> tuple[Engine, bool]:

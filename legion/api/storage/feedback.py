@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 
-from legion.api.storage.database import EngineUser, transaction
+from legion.api.storage.database import EngineUser, transaction, upsert
 from legion.api.storage.tables import REQUEST_ID_LENGTH, FeedbackRow, PredictionRow
 from legion.feedback.quality import compare
 from legion.feedback.records import FEEDBACK, REQUEST_RESPONSE, RESPONSE_BODY
@@ -92,7 +91,7 @@ def _text(value: Any, limit: int) -> str | None:
 class FeedbackStore(EngineUser):
     """Predictions and feedback in the API's database (see the module docstring)."""
 
-    def __init__(self, bind: Any, *, retention_s: float = 7 * 24 * 3600.0) -> None:
+    def __init__(self, bind: Engine | str, *, retention_s: float = 7 * 24 * 3600.0) -> None:
         super().__init__(bind)
         self.retention_s = retention_s
         self._lock = threading.Lock()  # one ingest at a time: two batches never race on the same request id
@@ -129,8 +128,7 @@ class FeedbackStore(EngineUser):
         return counts
 
     def _upsert(self, connection: Connection, table: Any, values: dict[str, Any], update_keys: list[str]) -> None:
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(table).values(**values)
+        statement = upsert(self._engine, table).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=["request_id"], set_={k: statement.excluded[k] for k in update_keys}
         )

@@ -9,9 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from legion.api.storage.database import EngineUser, transaction
+from legion.api.storage.database import EngineUser, transaction, upsert
 from legion.api.storage.tables import RevokedTokenRow
 from legion.api.storage.values import aware, check_names, utc_now
 
@@ -31,8 +30,7 @@ class TokenRevocations(EngineUser):
         """Revoke the token; revoking it again changes nothing."""
         check_names("invalid token id", jti=(jti, JTI_LENGTH))
         values = {"jti": jti, "expires_at": aware(expires_at, "expires_at"), "revoked_at": utc_now()}
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(RevokedTokenRow).values(**values).on_conflict_do_nothing()
+        statement = upsert(self._engine, RevokedTokenRow).values(**values).on_conflict_do_nothing()
         with transaction(self._engine, write=True) as connection:
             connection.execute(statement)
 
