@@ -77,7 +77,7 @@ class DiskBuffer:
         self._size = 0
         self._pending_bytes = sum(self._path(n).stat().st_size for n in numbers if n >= self._cursor.segment)
         self._pending_bytes -= self._cursor.offset if self._cursor.segment in numbers else 0
-        self._listeners: list[threading.Event] = []
+        self._listeners: tuple[threading.Event, ...] = ()
 
     # -- writing -----------------------------------------------------------------------------------------------
 
@@ -96,15 +96,13 @@ class DiskBuffer:
             self._size += len(line)
             self._pending_bytes += len(line)
             self.appended += len(records)
-            listeners = list(self._listeners)
-        for event in listeners:
+        for event in self._listeners:  # a shipper in this process (none when it runs in its own)
             event.set()
         return True
 
     def notify(self, event: threading.Event) -> None:
-        """Set ``event`` after each append (the shipper sleeps on it)."""
-        with self._lock:
-            self._listeners.append(event)
+        """Set ``event`` after each append (a shipper thread sleeps on it); register before appends begin."""
+        self._listeners = (*self._listeners, event)
 
     def close(self) -> None:
         with self._lock:

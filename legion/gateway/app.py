@@ -21,7 +21,7 @@ from legion.gateway.feedback import FeedbackHandler, LogFeedbackSink, RecordingF
 from legion.gateway.forwarding import Forwarder
 from legion.gateway.jwks import JwksKeys
 from legion.gateway.metrics import GatewayMetrics
-from legion.gateway.predictions import PredictionRecorder, RecorderFeedbackSink
+from legion.gateway.predictions import PredictionRecorder
 from legion.gateway.proxy import Gateway
 from legion.gateway.settings import GatewaySettings
 from legion.gateway.sources import ApiRoutingSource, ApiTokens, FileRoutingSource, RoutingSource, RoutingWatcher
@@ -98,7 +98,7 @@ def create_app(
     if recorder is not None:
         closing = (*closing, recorder.close)
     if feedback is None:
-        feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else RecorderFeedbackSink(recorder))
+        feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else recorder)
     return Gateway(
         watcher,
         forwarder,

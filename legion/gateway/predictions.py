@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 PREDICTION_WORDS: Final = frozenset({b"invoke", b"batch", b"infer", b"invocations", b"predict"})
 RECORDS_PATH: Final = "/api/v1/feedback/records"
 _JSON_TYPES: Final = (b"application/json", b"text/json")
+# what the replica's answer says about itself (Model-Name/Version/Endpoint, the body's type), read in one pass
+_SAID: Final = frozenset({b"model-name", b"model-version", b"model-endpoint", b"content-type"})
 
 
 def is_prediction(path: bytes) -> bool:
@@ -114,15 +116,8 @@ def make_sink(settings: GatewaySettings, writer: int) -> Sink:
     return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
-    for key, value in headers:
-        if key == name:
-            return value
-    return b""
-
-
 class PredictionRecorder:
-    """Turns a model call and its answer into records in ``log``; also the feedback sink of the gateway."""
+    """Turns a model call and its answer into records in ``log``; also the gateway's ``FeedbackSink``."""
 
     def __init__(self, log: PredictionLog) -> None:
         self.log = log
@@ -135,7 +130,7 @@ class PredictionRecorder:
             max_bytes=settings.log_buffer_max_bytes,
         ))  # fmt: skip
 
-    def record(
+    def prediction(
         self,
         deployment: Deployment,
         *,
@@ -148,17 +143,19 @@ class PredictionRecorder:
         response: UpstreamResponse,
         latency_s: float,
     ) -> None:
+        """Log one model call (on the request path: never raises, never waits)."""
         try:  # everything here: a value orjson cannot encode or a full disk must not fail the prediction
-            name = _header(response.headers, b"model-name").decode("latin-1") or deployment.model_name or ""
-            version = _header(response.headers, b"model-version").decode("latin-1") or deployment.model_version or ""
+            said = {name: value for name, value in response.headers if name in _SAID}
+            valid = response.status == 200
             kept = self.log.prediction(Prediction(
-                request_id=request_id.decode("latin-1"), deployment=deployment.id, model_name=name,
-                model_version=version, endpoint=_header(response.headers, b"model-endpoint").decode("latin-1")
-                or "default", method=method, path=path.decode("latin-1"),
+                request_id=request_id.decode("latin-1"), deployment=deployment.id,
+                model_name=said.get(b"model-name", b"").decode("latin-1") or deployment.model_name or "",
+                model_version=said.get(b"model-version", b"").decode("latin-1") or deployment.model_version or "",
+                endpoint=said.get(b"model-endpoint", b"").decode("latin-1") or "default", method=method,
+                path=path.decode("latin-1"),
                 headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-                request_body=decode(body, content_type, valid=response.status == 200), status=response.status,
-                latency_s=latency_s, response_body=decode(response.body, _header(response.headers, b"content-type"),
-                                                           valid=response.status == 200),
+                request_body=decode(body, content_type, valid=valid), status=response.status, latency_s=latency_s,
+                response_body=decode(response.body, said.get(b"content-type", b""), valid=valid),
             ))  # fmt: skip
         except Exception:
             if not self.dropped:
@@ -167,8 +164,8 @@ class PredictionRecorder:
         if not kept:
             self.dropped += 1
 
-    async def keep(self, record: FeedbackRecord) -> None:
-        """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer."""
+    async def record(self, record: FeedbackRecord) -> None:
+        """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer; a full one is a 503."""
         model = (record.model_name, record.model_version) if record.model_name and record.model_version else None
         if not self.log.feedback(
             request_id=record.request_id, deployment=record.deployment, model=model, payload=record.payload
@@ -177,13 +174,3 @@ class PredictionRecorder:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.log.close)
-
-
-class RecorderFeedbackSink:
-    """``FeedbackSink`` over a recorder (the feedback handler's seam)."""
-
-    def __init__(self, recorder: PredictionRecorder) -> None:
-        self.recorder = recorder
-
-    async def record(self, record: FeedbackRecord) -> None:
-        await self.recorder.keep(record)
