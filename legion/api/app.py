@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
-from legion.api.feedback_routes import FeedbackMetrics, StoreReader, records_router
+from legion.api.feedback_routes import FeedbackMetrics, records_router
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
@@ -99,7 +99,7 @@ def add_feedback_store(app: FastAPI, settings: ApiSettings, engine: Engine, metr
     store_metrics = FeedbackMetrics(metrics.registry, feedback, settings.feedback_window_s)
     metrics.before_scrape.append(store_metrics.refresh)
     app.include_router(records_router(feedback, store_metrics, caller, settings.max_body_bytes))
-    app.include_router(feedback_router(StoreReader(feedback), caller, settings.feedback_window_s))
+    app.include_router(feedback_router(feedback, caller, settings.feedback_window_s))
 
 
 def add_dashboard(

@@ -1,9 +1,9 @@
-"""The feedback store's HTTP side: ``POST /api/v1/feedback/records`` and the dashboard's reader.
+"""The feedback store's HTTP side: ``POST /api/v1/feedback/records`` and its metrics.
 
 Gateways ship their prediction and feedback records here (besides their own sink) in batches, at least once;
 ``FeedbackStore`` joins them by request id. Only a gateway's token (role ``gateway``) or an admin may post. A body
 that is not a JSON list of objects is a 400 naming the problem; records the store cannot use are counted and
-skipped, never a 500. ``StoreReader`` adapts the store to the dashboard's ``FeedbackReader`` seam, and
+skipped, never a 500. The store itself is the dashboard's ``FeedbackReader``, and
 ``FeedbackMetrics`` adds the store's figures to the API's ``/metrics``:
 
 - ``legion_feedback_records_total{model, version, tag}``: records received (duplicates included);
@@ -23,7 +23,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from legion.api.auth import Caller
 from legion.api.resources_routes import read_document
 from legion.api.storage.feedback import FeedbackStore
-from legion.api.ui.feedback import PredictionRecord, VersionQuality
 from legion.core.errors import BadRequestError, PayloadTooLargeError
 
 MAX_RECORDS: Final = 10_000
@@ -64,26 +63,6 @@ class FeedbackMetrics:
                 self.accuracy.labels(*labels).set(score.accuracy)
             if score.mean_absolute_error is not None:
                 self.mean_absolute_error.labels(*labels).set(score.mean_absolute_error)
-
-
-class StoreReader:
-    """``FeedbackReader`` (the dashboard's seam) over the store."""
-
-    def __init__(self, store: FeedbackStore) -> None:
-        self.store = store
-
-    def quality(self, window_s: float) -> list[VersionQuality]:
-        return [
-            VersionQuality(
-                model_name=s.model_name, model_version=s.model_version, feedback_count=s.feedback,
-                accuracy=s.accuracy, points=s.points, mean_absolute_error=s.mean_absolute_error,
-                compared=s.compared, correct=s.correct, window_s=window_s,
-            )
-            for s in self.store.quality(window_s)
-        ]  # fmt: skip
-
-    def predictions(self, deployment: str | None, limit: int) -> list[PredictionRecord]:
-        return self.store.predictions(deployment, limit)
 
 
 def records_router(store: FeedbackStore, metrics: FeedbackMetrics, caller: Any, max_body_bytes: int) -> APIRouter:

@@ -10,7 +10,7 @@ error for regressors, with counts. ``prune`` forgets what is older than the rete
 
     store = FeedbackStore(engine)
     store.ingest(records)                # from POST /api/v1/feedback/records
-    store.quality(window_s=3600)         # [VersionScore(model_name="census-income", accuracy=0.81, ...)]
+    store.quality(window_s=3600)         # [VersionQuality(model_name="census-income", accuracy=0.81, ...)]
 """
 
 from __future__ import annotations
@@ -34,27 +34,25 @@ _ANY: Final = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
-class VersionScore:
-    """Quality of one model version over a window: ``compared`` rows scored, ``correct`` of them (classifiers),
-    the sum of absolute errors (regressors), and ``feedback`` requests joined."""
+class VersionQuality:
+    """Online quality of one model version: feedback joined to its predictions (also ``/api/v1/quality``'s shape)."""
 
     model_name: str
     model_version: str
-    feedback: int
-    compared: int
-    correct: int
-    abs_error: float
-    classification: bool
-    points: tuple[tuple[float, float], ...]
-    """``(unix time s, accuracy or mean absolute error)`` per minute with scores, oldest first."""
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.compared if self.classification and self.compared else None
-
-    @property
-    def mean_absolute_error(self) -> float | None:
-        return self.abs_error / self.compared if not self.classification and self.compared else None
+    feedback_count: int
+    """Predictions joined to feedback in the window."""
+    accuracy: float | None
+    """Share of predictions the feedback agrees with (0..1); ``None`` for a regressor or while nothing is joined."""
+    points: tuple[tuple[float, float], ...] = ()
+    """``(unix time s, accuracy or mean absolute error)`` per minute, oldest first, for the chart."""
+    mean_absolute_error: float | None = None
+    """For a regressor: mean of |prediction - truth|; ``None`` for a classifier."""
+    compared: int = 0
+    """Rows scored (a request of several rows scores each)."""
+    correct: int = 0
+    """Rows a classifier got right."""
+    window_s: float = 0.0
+    """The window, in seconds, the figures cover (predictions made in the last ``window_s``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +205,7 @@ class FeedbackStore(EngineUser):
                     )
                 )
 
-    def quality(self, window_s: float, now: float | None = None) -> list[VersionScore]:
+    def quality(self, window_s: float, now: float | None = None) -> list[VersionQuality]:
         """Scores of predictions made in the last ``window_s`` seconds, per model version."""
         since = (time.time() if now is None else now) - window_s
         with transaction(self._engine) as connection:
@@ -227,10 +225,10 @@ class FeedbackStore(EngineUser):
         versions: dict[tuple[str, str], list[Any]] = {}
         for row in rows:
             versions.setdefault((row[0] or _ANY, row[1] or _ANY), []).append(row)
-        return [self._version(key, items) for key, items in sorted(versions.items())]
+        return [self._version(key, items, window_s) for key, items in sorted(versions.items())]
 
     @staticmethod
-    def _version(key: tuple[str, str], rows: list[Any]) -> VersionScore:
+    def _version(key: tuple[str, str], rows: list[Any], window_s: float) -> VersionQuality:
         classification = sum(r.kind == "classification" for r in rows) * 2 >= len(rows)
         rows = [r for r in rows if (r.kind == "classification") == classification]
         minutes: dict[int, list[float]] = {}
@@ -242,10 +240,13 @@ class FeedbackStore(EngineUser):
         points = tuple(
             (minute * 60.0, (b[1] if classification else b[2]) / b[0]) for minute, b in sorted(minutes.items()) if b[0]
         )
-        return VersionScore(
-            model_name=key[0], model_version=key[1], feedback=len(rows), compared=sum(r.compared for r in rows),
-            correct=sum(r.correct for r in rows), abs_error=sum(r.abs_error for r in rows),
-            classification=classification, points=points,
+        compared, correct, abs_error = (sum(r.compared for r in rows), sum(r.correct for r in rows),
+                                        sum(r.abs_error for r in rows))  # fmt: skip
+        return VersionQuality(
+            model_name=key[0], model_version=key[1], feedback_count=len(rows),
+            accuracy=correct / compared if classification and compared else None, points=points,
+            mean_absolute_error=abs_error / compared if not classification and compared else None,
+            compared=compared, correct=correct, window_s=window_s,
         )  # fmt: skip
 
     def predictions(self, deployment: str | None, limit: int) -> list[LoggedPrediction]:

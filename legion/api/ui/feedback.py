@@ -9,37 +9,16 @@ contract the dashboard reads. ``/api/v1/quality?window=<seconds>`` scores the pr
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, Query
 
 from legion.api.auth import Caller
 from legion.api.storage.feedback import LoggedPrediction as PredictionRecord  # the wire shape of /predictions
+from legion.api.storage.feedback import VersionQuality  # and of /quality
 
 __all__ = ["FeedbackReader", "NoFeedback", "PredictionRecord", "VersionQuality", "feedback_router"]
-
-
-@dataclass(frozen=True, slots=True)
-class VersionQuality:
-    """Online quality of one model version: feedback joined to its predictions."""
-
-    model_name: str
-    model_version: str
-    feedback_count: int
-    """Predictions joined to feedback in the window."""
-    accuracy: float | None
-    """Share of predictions the feedback agrees with (0..1); ``None`` for a regressor or while nothing is joined."""
-    points: tuple[tuple[float, float], ...] = ()
-    """``(unix time s, accuracy or mean absolute error)`` per minute, oldest first, for the chart."""
-    mean_absolute_error: float | None = None
-    """For a regressor: mean of |prediction - truth|; ``None`` for a classifier."""
-    compared: int = 0
-    """Rows scored (a request of several rows scores each)."""
-    correct: int = 0
-    """Rows a classifier got right."""
-    window_s: float = 0.0
-    """The window, in seconds, the figures cover (predictions made in the last ``window_s``)."""
 
 
 class FeedbackReader(Protocol):

@@ -50,7 +50,7 @@ def test_feedback_joins_its_prediction_whichever_arrives_first(feedback_store: F
     [score] = feedback_store.quality(3600, now=now + 1)
 
     assert (score.model_name, score.model_version) == ("census-income", "1.0")
-    assert (score.feedback, score.compared, score.correct, score.accuracy) == (2, 2, 1, 0.5)
+    assert (score.feedback_count, score.compared, score.correct, score.accuracy) == (2, 2, 1, 0.5)
 
 
 def test_redelivered_records_change_nothing(feedback_store: FeedbackStore) -> None:
@@ -60,7 +60,7 @@ def test_redelivered_records_change_nothing(feedback_store: FeedbackStore) -> No
     feedback_store.ingest(batch)  # at least once: the shipper sends a batch again after a crash
 
     [score] = feedback_store.quality(3600, now=now)
-    assert (score.feedback, score.compared, score.correct) == (1, 1, 1)
+    assert (score.feedback_count, score.compared, score.correct) == (1, 1, 1)
     assert feedback_store.counts() == (1, 1)
     assert counts == {("census-income", "1.0", "request_response"): 1, ("census-income", "1.0", "response_body"): 1,
                       ("unknown", "unknown", "feedback"): 1}  # fmt: skip
