@@ -86,6 +86,7 @@ SECRET = "benchmark-only-" + "b" * 49
 DIRECT, GATEWAY = "direct", "gateway"
 NO_LOG, TWO_WORKERS, HAPROXY = "gateway, no access log", "gateway, 2 workers", "haproxy 1 thread, jwt"
 NO_PREDICTION_LOG = "gateway, no prediction log"
+VARIANTS = (GATEWAY, NO_PREDICTION_LOG, NO_LOG, TWO_WORKERS, HAPROXY)
 PREDICTION_LOG_COST = 0.05  # issue 5: logging predictions may cost at most 5 % of requests/s at c32
 PACKAGES = ("legion", "uvicorn", "uvloop", "httptools", "httpx", "orjson", "pyjwt", "prometheus-client")
 BATCH_ROWS = re.compile(r"^legion_model_batch_rows_(sum|count)\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
@@ -101,6 +102,11 @@ class RunSettings:
     startup_deadline_s: float = 180.0
     serve_env: tuple[tuple[str, str], ...] = ()
     """Variables for the model server (``LEGION_SERVE_*`` settings to compare across runs)."""
+    only: frozenset[str] = frozenset()
+    """Variants to measure (empty: all); ``direct`` and ``--baseline`` always run."""
+
+    def wants(self, name: str) -> bool:
+        return not self.only or name in self.only
 
 
 @dataclass(slots=True)
@@ -449,6 +455,8 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
                          {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))},
                          f"legion gateway from {src}, 1 worker, access log"))  # fmt: skip
     for name, argv, extra, env, setup in gateways:
+        if not settings.wants(name) and not name.startswith("gateway @"):
+            continue
         try:
             server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)
         except ServerStartError as exc:
@@ -457,7 +465,9 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
             continue
         proxies.append(Proxy(name, server.url(path), token, server, setup))
     binary, version = haproxy_binary()
-    if binary is None:
+    if not settings.wants(HAPROXY):
+        pass
+    elif binary is None:
         outcome.proxies[HAPROXY] = f"skipped: {version}"
         print(f"{HAPROXY}: {outcome.proxies[HAPROXY]}", flush=True)
     else:
@@ -516,14 +526,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path, help="also measure the gateway of this checkout (e.g. main)")
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not a measurement")
     parser.add_argument("--serve-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="a variable for the model server, e.g. LEGION_SERVE_MAX_BATCH_WAIT_S=0.02")  # fmt: skip
+                        help="a variable for the model server, e.g. LEGION_BATCH_LINGER_S=0")  # fmt: skip
+    parser.add_argument("--only", action="append", default=[], metavar="VARIANT", choices=VARIANTS,
+                        help="measure only this variant (repeatable; direct always runs)")  # fmt: skip
     args = parser.parse_args(argv)
     if any("=" not in item for item in args.serve_env):
         parser.error("--serve-env takes NAME=VALUE")
     settings = RunSettings(
         duration_s=args.duration or (1.0 if args.quick else 3.0), warmup_s=1.0,
         rounds=args.rounds or (1 if args.quick else 5), calls=300 if args.quick else 2000, baseline=args.baseline,
-        serve_env=tuple(tuple(item.split("=", 1)) for item in args.serve_env),
+        serve_env=tuple(tuple(item.split("=", 1)) for item in args.serve_env), only=frozenset(args.only),
     )  # fmt: skip
     if settings.baseline is not None and not (settings.baseline / "legion" / "__init__.py").exists():
         parser.error(f"--baseline {settings.baseline}: no legion package there")

@@ -30,6 +30,7 @@ def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--workers", default=1, show_default=True, help="Worker processes (SO_REUSEPORT).")
 @click.option("--max-batch-size", default=64, show_default=True, help="Most requests merged per model call.")
 @click.option("--max-batch-wait", default=0.01, show_default=True, help="Most seconds a batch gathers arrivals.")
+@click.option("--batch-linger", type=float, default=None, help="Seconds a small batch waits for more [default: 0.002].")
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
 @click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
@@ -42,6 +43,7 @@ def serve(
     workers: int,
     max_batch_size: int,
     max_batch_wait: float,
+    batch_linger: float | None,
     max_body_bytes: int,
     properties: tuple[str, ...],
     no_version_check: bool,
@@ -50,6 +52,7 @@ def serve(
     from legion.serving.runner import run  # noqa: PLC0415  # only this command needs the server
     from legion.serving.settings import ServerSettings  # noqa: PLC0415
 
+    given: dict[str, Any] = {} if batch_linger is None else {"batch_linger_s": batch_linger}
     try:
         settings = ServerSettings(
             model_path=path,
@@ -61,6 +64,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             properties=parse_properties(properties),
             check_versions=not no_version_check,
+            **given,
             **(obj or {}),
         )
     except ValidationError as exc:

@@ -58,8 +58,9 @@ class DataPlane:
                     batch_rows=self.metrics.batch_rows.labels(*labels, name),
                 )
                 self._batchers[name] = Batcher(
-                    endpoint, observers, self.settings.max_batch_size, self.settings.max_batch_wait_s
-                )
+                    endpoint, observers, self.settings.max_batch_size, self.settings.max_batch_wait_s,
+                    linger_s=self.settings.batch_linger_s,
+                )  # fmt: skip
         self.model = model
         # Everything loaded so far (the model, pandas, scikit-learn) lives as long as the process: move it out of
         # the collector's way, so full collections stop pausing requests (p99 at concurrency 32 in benchmarks).

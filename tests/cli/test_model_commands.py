@@ -87,6 +87,9 @@ def test_bad_serve_options_are_refused(runner: CliRunner, summation_model_dir: P
     assert "workers" in result.output
     prop = runner.invoke(cli, ["serve", str(summation_model_dir), "--property", "novalue"])
     assert "--property takes NAME=VALUE" in prop.output
+    linger = runner.invoke(cli, ["serve", str(summation_model_dir), "--batch-linger", "-1"])
+    assert linger.exit_code == 2
+    assert "batch_linger_s" in linger.output
 
 
 def test_legionctl_is_the_same_command() -> None:
