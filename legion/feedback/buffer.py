@@ -2,7 +2,7 @@
 
 Layout of the buffer's directory::
 
-    segments/0000000007.jsonl   one JSON record per line, appended with one write() each (O_APPEND)
+    segments/0000000007.jsonl   one record per line (``records.to_line``), appended with one write() each (O_APPEND)
     cursor.json                 {"segment": 7, "offset": 1234}: everything before it was delivered
 
 Why it is shaped this way:
@@ -13,6 +13,8 @@ Why it is shaped this way:
   machine may lose the last moments.
 - A process that opens the buffer again starts a new segment rather than appending to the last one, so a line
   cut by a crash can never be glued to the next record; the reader skips such a cut line and logs it.
+- A line carries the record's place in the sinks before its JSON, so reading is splitting lines: no record is
+  parsed or encoded again between the writer and the sink.
 - The cursor moves (atomically: a temporary file renamed) only after the sink took the records, so a crash
   between the two delivers those records again: at least once.
 - The buffer is bounded (``max_bytes``): a full buffer drops the new record and counts it (``dropped``), because
@@ -25,11 +27,14 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
+
+from legion.feedback.records import Encoded, decode_line, encode, to_line
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +55,9 @@ class DiskBuffer:
     """Append records; ``read`` them from the cursor; ``commit`` once delivered.
 
     >>> buffer = DiskBuffer(Path("/var/lib/legion/gateway/buffer"))
-    >>> buffer.append({"tag": "request_response", ...})
+    >>> buffer.append({"tag": "request_response", ...})   # or an already ``Encoded`` record
     True
-    >>> records, position = buffer.read(max_records=500)
+    >>> records, position = buffer.read(max_records=500)  # Encoded records
     >>> sink.deliver(records); buffer.commit(position)
     """
 
@@ -81,9 +86,9 @@ class DiskBuffer:
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def append(self, *records: dict[str, Any]) -> bool:
+    def append(self, *records: Encoded | Mapping[str, Any]) -> bool:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
-        line = b"".join(orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records)
+        line = b"".join(to_line(r if isinstance(r, Encoded) else encode(r)) for r in records)
         with self._lock:
             if self._pending_bytes + len(line) > self.max_bytes and self._recount() + len(line) > self.max_bytes:
                 self.dropped += len(records)
@@ -122,9 +127,9 @@ class DiskBuffer:
         """Bytes appended and not yet delivered."""
         return self._pending_bytes
 
-    def read(self, max_records: int = 1000, max_bytes: int = 16 << 20) -> tuple[list[dict[str, Any]], Position]:
+    def read(self, max_records: int = 1000, max_bytes: int = 16 << 20) -> tuple[list[Encoded], Position]:
         """Records from the cursor on (complete lines only) and the position after them; nothing moves yet."""
-        records: list[dict[str, Any]] = []
+        records: list[Encoded] = []
         position = self._cursor
         while len(records) < max_records:
             # before reading: a segment still being written may grow after our read
@@ -141,8 +146,8 @@ class DiskBuffer:
             used = sum(len(line) + 1 for line in lines)
             for line in lines:
                 try:
-                    records.append(orjson.loads(line))
-                except orjson.JSONDecodeError:
+                    records.append(decode_line(line))
+                except ValueError:  # orjson's JSONDecodeError is one too
                     log.warning("skipping a cut record in %s (a crash while it was written)", path.name)
             position = Position(position.segment, position.offset + used)
             if used < end or len(records) >= max_records or len(chunk) >= max_bytes:

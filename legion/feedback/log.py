@@ -20,7 +20,7 @@ import fcntl
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -28,6 +28,7 @@ from typing import Any
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer
+from legion.feedback.records import Encoded, Place
 from legion.feedback.shipper import ship_forever
 from legion.feedback.sinks import Sink
 
@@ -41,10 +42,10 @@ class FanOutSink:
     def __init__(self, sinks: list[Sink]) -> None:
         self.sinks = sinks
         self.name = "+".join(s.name for s in sinks)
-        self._batch: list[dict[str, Any]] | None = None
+        self._batch: Sequence[Encoded] | None = None
         self._took: set[int] = set()
 
-    def deliver(self, batch: list[dict[str, Any]]) -> None:
+    def deliver(self, batch: Sequence[Encoded]) -> None:
         if batch is not self._batch:
             self._batch, self._took = batch, set()
         for number, sink in enumerate(self.sinks):
@@ -53,9 +54,10 @@ class FanOutSink:
                 self._took.add(number)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prediction:
-    """One model call as the gateway saw it (``request_body``/``response_body`` already decoded)."""
+    """One model call as the gateway saw it (``request_body``/``response_body`` already decoded; ``headers`` a
+    mapping or the raw pairs of the forwarded request)."""
 
     request_id: str
     deployment: str
@@ -64,7 +66,7 @@ class Prediction:
     endpoint: str
     method: str
     path: str
-    headers: dict[str, str]
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]
     request_body: Any
     status: int
     latency_s: float
@@ -109,17 +111,18 @@ class PredictionLog:
 
     def prediction(self, p: Prediction) -> bool:
         """Append the ``request_response`` and ``response_body`` records; False when the buffer was full."""
-        now = records.now()
+        now = records.now()  # UTC: its first 13 characters are the hour of the records' place
+        model, version = p.model_name or "unknown", p.model_version or "unknown"
         return self.buffer.append(
-            records.request_response(
+            records.encode(records.request_response(
                 request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
                 endpoint=p.endpoint, method=p.method, path=p.path, headers=p.headers, request_body=p.request_body,
                 status=p.status, latency_s=p.latency_s, deployment=p.deployment, time=now,
-            ),
-            records.response_body(
+            ), Place(records.REQUEST_RESPONSE, model, version, now[:13])),
+            records.encode(records.response_body(
                 request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
                 body=p.response_body, deployment=p.deployment, time=now,
-            ),
+            ), Place(records.RESPONSE_BODY, model, version, now[:13])),
         )  # fmt: skip
 
     def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:

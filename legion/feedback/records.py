@@ -1,14 +1,22 @@
 """The three record kinds, with Legion's tags: ``request_response``, ``response_body`` and ``feedback``.
 
-A record is a flat JSON object; ``tag``, ``model_name``, ``model_version`` and ``time`` place it in a sink (Legion's
-file layout is built from them). Headers that carry credentials never enter a record.
+A record is a flat JSON object; ``tag``, ``model_name``, ``model_version`` and the hour of ``time`` place it in a
+sink (Legion's file layout is built from them: its ``Place``). Headers that carry credentials never enter a
+record.
+
+Between the process that makes a record and the sinks a record travels ``Encoded``: its JSON (made once, by the
+writer) and its place. The buffer keeps it as one line, ``<place as a JSON array>\t<record JSON>``, so the shipper
+routes and writes records without parsing and re-encoding them (``decode_line``); a sink that needs the values
+(Fluentd's msgpack) parses them with ``Encoded.value()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
+
+import orjson
 
 REQUEST_RESPONSE: Final = "request_response"
 RESPONSE_BODY: Final = "response_body"
@@ -17,9 +25,15 @@ TAGS: Final = (REQUEST_RESPONSE, RESPONSE_BODY, FEEDBACK)
 SECRET_HEADERS: Final = frozenset({"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"})
 
 
-def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The headers without the ones that carry credentials (names lower-cased)."""
-    return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+_SECRET_NAMES: Final = frozenset(name.encode() for name in SECRET_HEADERS)
+
+
+def public_headers(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers without the ones that carry credentials (names lower-cased); a mapping, or the raw pairs of an
+    HTTP message (decoded here, in the same pass)."""
+    if isinstance(headers, Mapping):
+        return {k.lower(): v for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+    return {name.decode("latin-1"): v.decode("latin-1") for k, v in headers if (name := k.lower()) not in _SECRET_NAMES}
 
 
 def now() -> str:
@@ -35,7 +49,7 @@ def request_response(
     endpoint: str,
     method: str,
     path: str,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
     request_body: Any,
     status: int,
     latency_s: float,
@@ -97,3 +111,87 @@ def feedback(
         "deployment": deployment,
         "time": time or now(),
     }
+
+
+class Place(NamedTuple):
+    """Where a record goes in a sink: its tag, model, version and UTC hour (``2026-11-25T13``)."""
+
+    tag: str
+    model_name: str
+    model_version: str
+    hour: str
+
+
+class Encoded(NamedTuple):
+    """A record as the buffer keeps it and the sinks write it: its place and its JSON (one object, no newline).
+    (A tuple: one is made per record on the gateway's request path.)"""
+
+    place: Place
+    json: bytes
+
+    def value(self) -> dict[str, Any]:
+        record: dict[str, Any] = orjson.loads(self.json)
+        return record
+
+
+def place_of(record: Mapping[str, Any]) -> Place:
+    """The place of a record from its fields (``unknown`` for what it lacks; a ``time`` it lacks is now)."""
+    stamp = record.get("time")
+    if isinstance(stamp, str) and stamp.endswith("+00:00") and len(stamp) >= 13:
+        hour = stamp[:13]  # the records' own UTC ISO times
+    else:
+        hour = f"{moment(stamp):%Y-%m-%dT%H}"
+    return Place(str(record.get("tag") or "unknown"), str(record.get("model_name") or "unknown"),
+                 str(record.get("model_version") or "unknown"), hour)  # fmt: skip
+
+
+def moment(value: Any) -> datetime:
+    """A record's ``time`` as an aware UTC datetime (now when it is missing or not ISO 8601)."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return datetime.now(UTC)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def encode(record: Mapping[str, Any], place: Place | None = None) -> Encoded:
+    """The record's JSON and place (``place_of`` it, unless the caller knows it)."""
+    return Encoded(place or place_of(record), orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+_heads: dict[Place, bytes] = {}
+_places: dict[bytes, Place] = {}
+
+
+def to_line(encoded: Encoded) -> bytes:
+    """The buffer's line for a record (with its newline)."""
+    head = _heads.get(encoded.place)
+    if head is None:
+        if len(_heads) > 4096:
+            _heads.clear()
+        head = _heads[encoded.place] = orjson.dumps(tuple(encoded.place))
+    return head + b"\t" + encoded.json + b"\n"
+
+
+def decode_line(line: bytes) -> Encoded:
+    """A buffer line (without its newline) back to the record; ``ValueError`` for one that is not a record (a line
+    a crash cut short). A line without a place (a buffer written before places existed) is parsed to find it."""
+    head, tab, body = line.partition(b"\t")
+    if not tab:
+        record = orjson.loads(line)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        return Encoded(place_of(record), line)
+    if body[:1] != b"{" or body[-1:] != b"}":
+        raise ValueError("the record is cut short")
+    place = _places.get(head)
+    if place is None:
+        fields = orjson.loads(head)
+        if not (isinstance(fields, list) and len(fields) == 4 and all(isinstance(f, str) for f in fields)):
+            raise ValueError("the record's place is not four strings")
+        if len(_places) > 4096:
+            _places.clear()
+        place = _places[head] = Place(*fields)
+    return Encoded(place, body)

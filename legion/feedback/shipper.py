@@ -17,9 +17,9 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from legion.feedback.buffer import DiskBuffer, Position
+from legion.feedback.records import Encoded
 from legion.feedback.sinks import Sink
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Shipper:
         self.max_retry_s = max_retry_s
         self.delivered = 0
         self.failures = 0
-        self._pending: tuple[list[dict[str, Any]], Position] | None = None
+        self._pending: tuple[list[Encoded], Position] | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"legion-shipper-{sink.name}", daemon=True)

@@ -10,6 +10,8 @@ Legion's layout, kept so that existing downstream jobs keep working::
 
 ``<i>`` is the writer's number (``writer``), so several shippers never write the same file. Sinks: ``LocalSink``
 (the default), ``S3Sink`` (boto3) and ``FluentdSink`` (the forward protocol); the last two need the ``sinks`` extra.
+Records arrive ``Encoded``: the local and S3 sinks write each one's JSON as the writer made it, grouped by its
+place, and never parse it.
 """
 
 from __future__ import annotations
@@ -18,52 +20,38 @@ import functools
 import os
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
+from legion.feedback.records import Encoded, Place, moment
 
 
 class Sink(Protocol):
     name: str
 
-    def deliver(self, records: list[dict[str, Any]]) -> None:
+    def deliver(self, records: Sequence[Encoded]) -> None:
         """Take the records, or raise (the batch will come again)."""
         ...
 
 
-def record_key(record: dict[str, Any], writer: int) -> str:
-    """The path of a record in Legion's layout, relative to the sink's root."""
-    stamp = record.get("time")
-    if isinstance(stamp, str) and stamp.endswith("+00:00") and len(stamp) >= 13:
-        # the records' own UTC ISO times: one path per hour, so format it once per hour, not once per record
-        return _hour_key(record.get("tag", "unknown"), record.get("model_name"), record.get("model_version"),
-                         stamp[:13], writer)  # fmt: skip
-    return _key(record, _moment(stamp), writer)
-
-
 @functools.lru_cache(maxsize=1024)
-def _hour_key(tag: Any, model: Any, version: Any, hour: str, writer: int) -> str:
-    return _key({"tag": tag, "model_name": model, "model_version": version}, _moment(hour + ":00:00+00:00"), writer)
-
-
-def _key(record: dict[str, Any], moment: datetime, writer: int) -> str:
+def layout_path(place: Place, writer: int) -> str:
+    """The path of a record in Legion's layout, relative to the sink's root (one per place: formatted once)."""
+    moment = datetime.fromisoformat(place.hour + ":00:00+00:00")
     return (
-        f"model_log/{record.get('tag', 'unknown')}/{record.get('model_name') or 'unknown'}/"
-        f"{record.get('model_version') or 'unknown'}/year={moment:%Y}/month={moment:%m}/day={moment:%d}/"
-        f"{moment:%Y%m%d%H}_{writer}.json"
+        f"model_log/{place.tag}/{place.model_name}/{place.model_version}/year={moment:%Y}/month={moment:%m}/"
+        f"day={moment:%d}/{moment:%Y%m%d%H}_{writer}.json"
     )
 
 
-def _moment(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return datetime.now(UTC)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return datetime.now(UTC)
+def grouped(records: Sequence[Encoded], writer: int) -> dict[str, list[bytes]]:
+    """The records' JSON lines by layout path."""
+    lines: dict[str, list[bytes]] = defaultdict(list)
+    for record in records:
+        lines[layout_path(record.place, writer)].append(record.json)
+    return lines
 
 
 class LocalSink:
@@ -75,16 +63,13 @@ class LocalSink:
         self.root = root
         self.writer = writer
 
-    def deliver(self, records: list[dict[str, Any]]) -> None:
-        grouped: dict[str, list[bytes]] = defaultdict(list)
-        for record in records:
-            grouped[record_key(record, self.writer)].append(orjson.dumps(record) + b"\n")
-        for key, lines in grouped.items():
+    def deliver(self, records: Sequence[Encoded]) -> None:
+        for key, lines in grouped(records, self.writer).items():
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(descriptor, b"".join(lines))
+                os.write(descriptor, b"\n".join(lines) + b"\n")
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
@@ -123,15 +108,12 @@ class S3Sink:
         )  # fmt: skip
         return cls(client, bucket, prefix, writer)
 
-    def deliver(self, records: list[dict[str, Any]]) -> None:
+    def deliver(self, records: Sequence[Encoded]) -> None:
         batch = time.time_ns()
-        grouped: dict[str, list[bytes]] = defaultdict(list)
-        for record in records:
-            grouped[record_key(record, self.writer)].append(orjson.dumps(record) + b"\n")
-        for key, lines in grouped.items():
+        for key, lines in grouped(records, self.writer).items():
             name = key.removesuffix(f"_{self.writer}.json") + f"_{self.writer}-{batch}.json"
             self.client.put_object(
-                Bucket=self.bucket, Key=f"{self.prefix}/{name}" if self.prefix else name, Body=b"".join(lines)
+                Bucket=self.bucket, Key=f"{self.prefix}/{name}" if self.prefix else name, Body=b"\n".join(lines) + b"\n"
             )
 
 
@@ -147,15 +129,14 @@ class FluentdSink:
         self.tag_prefix = tag_prefix
         self.timeout_s = timeout_s
 
-    def deliver(self, records: list[dict[str, Any]]) -> None:
+    def deliver(self, records: Sequence[Encoded]) -> None:
         from fluent import sender  # noqa: PLC0415  # only a Fluentd sink needs it (the ``sinks`` extra)
 
         client = sender.FluentSender(self.tag_prefix, host=self.host, port=self.port, timeout=self.timeout_s)
         try:
-            for record in records:
-                if not client.emit_with_time(
-                    str(record.get("tag", "unknown")), _moment(record.get("time")).timestamp(), record
-                ):
+            for encoded in records:
+                record = encoded.value()
+                if not client.emit_with_time(encoded.place.tag, moment(record.get("time")).timestamp(), record):
                     raise ConnectionError(f"fluentd at {self.host}:{self.port}: {client.last_error}")
         finally:
             client.close()

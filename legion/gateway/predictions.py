@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Sequence
 from typing import Any, Final
 
 import httpx
@@ -26,6 +27,7 @@ import orjson
 
 from legion.core.errors import InvalidInputError
 from legion.feedback.log import FanOutSink, Prediction, PredictionLog
+from legion.feedback.records import Encoded
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink, Sink
 from legion.gateway.feedback import FeedbackRecord
 from legion.gateway.settings import GatewaySettings
@@ -79,15 +81,35 @@ class ApiRecordsSink:
         self.chunk = chunk
         self._client = httpx.Client(timeout=timeout_s, trust_env=False)
 
-    def deliver(self, records: list[dict[str, Any]]) -> None:
+    def deliver(self, records: Sequence[Encoded]) -> None:
         for start in range(0, len(records), self.chunk):
-            answer = self._client.post(
-                self.url,
-                content=orjson.dumps(records[start : start + self.chunk], option=orjson.OPT_SERIALIZE_NUMPY),
-                headers={"Authorization": f"Bearer {self.tokens.current()}", "Content-Type": "application/json"},
-            )
+            chunk = records[start : start + self.chunk]
+            answer = self._post(chunk)
+            if answer.status_code == 400:  # a record that is not JSON (a broken model answer): send the rest
+                valid = [record for record in chunk if _parses(record)]
+                if len(valid) < len(chunk):
+                    log.warning("dropping %d records the feedback store cannot read", len(chunk) - len(valid))
+                    answer = self._post(valid)
             if answer.status_code != 200:
                 raise ConnectionError(f"the feedback store answered {answer.status_code}: {answer.text[:200]}")
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, records: Sequence[Encoded]) -> httpx.Response:
+        return self._client.post(
+            self.url,
+            content=b"[" + b",".join(record.json for record in records) + b"]",  # as the gateway wrote them
+            headers={"Authorization": f"Bearer {self.tokens.current()}", "Content-Type": "application/json"},
+        )
+
+
+def _parses(record: Encoded) -> bool:
+    try:
+        record.value()
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def make_sink(settings: GatewaySettings, writer: int) -> Sink:
@@ -153,7 +175,7 @@ class PredictionRecorder:
                 model_version=said.get(b"model-version", b"").decode("latin-1") or deployment.model_version or "",
                 endpoint=said.get(b"model-endpoint", b"").decode("latin-1") or "default", method=method,
                 path=path.decode("latin-1"),
-                headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
+                headers=headers,
                 request_body=decode(body, content_type, valid=valid), status=response.status, latency_s=latency_s,
                 response_body=decode(response.body, said.get(b"content-type", b""), valid=valid),
             ))  # fmt: skip

@@ -15,8 +15,9 @@ import pytest
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer, Position
 from legion.feedback.log import FanOutSink
+from legion.feedback.records import Encoded, Place, decode_line, encode
 from legion.feedback.shipper import Shipper
-from legion.feedback.sinks import LocalSink, record_key
+from legion.feedback.sinks import LocalSink, layout_path
 from tests.support.server import wait_until
 
 
@@ -34,38 +35,65 @@ def test_records_come_back_in_order_across_segments_and_a_reopen(tmp_path: Path)
         assert buffer.append(record(i))
     assert len(list((tmp_path / "segments").iterdir())) > 3, "small segments rotate"
     got, position = buffer.read(max_records=7)
-    assert [r["request_id"] for r in got] == [f"r{i}" for i in range(7)]
+    assert [r.value()["request_id"] for r in got] == [f"r{i}" for i in range(7)]
     buffer.commit(position)
     buffer.close()
 
     again = DiskBuffer(tmp_path, segment_bytes=300)  # a new process: resumes at the cursor, writes a new segment
     again.append(record(20))
     rest, end = again.read(max_records=100)
-    assert [r["request_id"] for r in rest] == [f"r{i}" for i in range(7, 21)]
+    assert [r.value()["request_id"] for r in rest] == [f"r{i}" for i in range(7, 21)]
     again.commit(end)
     assert again.read()[0] == [] and again.pending_bytes == 0
     assert len(list((tmp_path / "segments").iterdir())) == 1, "delivered segments are deleted"
 
 
 def test_a_full_buffer_drops_new_records_and_counts_them(tmp_path: Path) -> None:
-    line = len(json.dumps(record(0), separators=(",", ":"))) + 1
+    line = len(records.to_line(encode(record(0))))
     buffer = DiskBuffer(tmp_path, max_bytes=3 * line)
     assert [buffer.append(record(i)) for i in range(5)] == [True, True, True, False, False]
     assert buffer.dropped == 2
     got, position = buffer.read()
     buffer.commit(position)
     assert buffer.append(record(9)), "delivering makes room again"
-    assert [r["request_id"] for r in got] == ["r0", "r1", "r2"]
+    assert [r.value()["request_id"] for r in got] == ["r0", "r1", "r2"]
 
 
 def test_the_local_sink_uses_legions_layout(tmp_path: Path) -> None:
-    LocalSink(tmp_path, writer=3).deliver([record(1), record(2, time="2026-01-02T23:59:59+00:00")])
+    LocalSink(tmp_path, writer=3).deliver([encode(record(1)), encode(record(2, time="2026-01-03T00:59:59+01:00"))])
     paths = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json"))
     assert paths == [
         "model_log/response_body/census/1.0/year=2026/month=01/day=02/2026010223_3.json",
         "model_log/response_body/census/1.0/year=2026/month=11/day=25/2026112513_3.json",
     ]
-    assert record_key(record(1), 0).endswith("2026112513_0.json")
+    assert layout_path(encode(record(1)).place, 0).endswith("2026112513_0.json")
+    assert [r["request_id"] for r in sunk(tmp_path)] == ["r2", "r1"]
+
+
+def test_a_buffer_line_is_the_place_then_the_record_and_reads_without_parsing(tmp_path: Path) -> None:
+    made = encode(record(1))
+    assert made.place == Place("response_body", "census", "1.0", "2026-11-25T13")
+    line = records.to_line(made)
+    assert line == b'["response_body","census","1.0","2026-11-25T13"]\t' + made.json + b"\n"
+    assert decode_line(line[:-1]) == made
+    assert made.value() == record(1)
+    assert decode_line(made.json) == made, "a line from before places: parsed to find its place"
+    for cut in (line[: len(line) // 2], b'["response_body","census"]\t{}', b"[1,2,3,4]\t{}"):
+        with pytest.raises(ValueError):
+            decode_line(cut)
+
+
+def test_a_cut_line_is_skipped_and_the_rest_delivered(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path)
+    buffer.append(record(1))
+    buffer.close()
+    segment = next((tmp_path / "segments").iterdir())
+    with segment.open("ab") as file:  # a crash in the middle of a write
+        file.write(records.to_line(encode(record(2)))[:-20] + b"\n")
+    again = DiskBuffer(tmp_path)
+    again.append(record(3))
+    got, _ = again.read()
+    assert [r.value()["request_id"] for r in got] == ["r1", "r3"]
 
 
 class FlakySink:
@@ -77,7 +105,7 @@ class FlakySink:
         self.inner = LocalSink(root)
         self.failures = failures
 
-    def deliver(self, batch: list[dict[str, Any]]) -> None:
+    def deliver(self, batch: list[Encoded]) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("sink unreachable")

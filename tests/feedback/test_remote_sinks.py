@@ -15,6 +15,7 @@ import pytest
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer
+from legion.feedback.records import encode
 from legion.feedback.shipper import Shipper
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink
 from tests.support.s3 import moto_s3
@@ -35,7 +36,7 @@ def batch() -> list[dict[str, Any]]:
 
 
 def local_copy(tmp_path: Path) -> list[dict[str, Any]]:
-    LocalSink(tmp_path / "local").deliver(batch())
+    LocalSink(tmp_path / "local").deliver([encode(r) for r in batch()])
     return sorted(
         (json.loads(line) for p in (tmp_path / "local").rglob("*.json") for line in p.read_text().splitlines()),
         key=lambda r: (r["tag"], r["request_id"]),
@@ -51,7 +52,7 @@ def s3() -> Iterator[tuple[str, Any]]:
 def test_the_s3_sink_delivers_what_the_local_sink_does(s3: tuple[str, Any], tmp_path: Path) -> None:
     url, client = s3
     sink = S3Sink.from_settings("predictions", prefix="legion", endpoint_url=url, key_id="test", key_secret="test")
-    sink.deliver(batch())
+    sink.deliver([encode(r) for r in batch()])
     keys = [o["Key"] for o in client.list_objects_v2(Bucket="predictions", Prefix="legion/")["Contents"]]
     assert {k.rsplit("_", 1)[0] for k in keys} == {
         "legion/model_log/request_response/census/1.0/year=2026/month=11/day=25/2026112513",
@@ -95,7 +96,7 @@ class ForwardReceiver:
 def test_the_fluentd_sink_delivers_what_the_local_sink_does(tmp_path: Path) -> None:
     receiver = ForwardReceiver()
     try:
-        FluentdSink("127.0.0.1", receiver.port).deliver(batch())
+        FluentdSink("127.0.0.1", receiver.port).deliver([encode(r) for r in batch()])
         wait_until(lambda: len(receiver.received) == 100, 10, "100 records at the receiver")
     finally:
         receiver.close()
