@@ -88,10 +88,14 @@ class DiskBuffer:
 
     def append(self, *records: Encoded | Mapping[str, Any]) -> bool:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
-        line = b"".join(to_line(r if isinstance(r, Encoded) else encode(r)) for r in records)
+        return self.append_lines(b"".join(to_line(r if isinstance(r, Encoded) else encode(r)) for r in records),
+                                 len(records))  # fmt: skip
+
+    def append_lines(self, line: bytes, count: int) -> bool:
+        """``append`` for ``count`` records already made into the buffer's lines (``records.to_line``)."""
         with self._lock:
             if self._pending_bytes + len(line) > self.max_bytes and self._recount() + len(line) > self.max_bytes:
-                self.dropped += len(records)
+                self.dropped += count
                 return False
             if self._size and self._size + len(line) > self.segment_bytes:
                 os.close(self._file)
@@ -100,7 +104,7 @@ class DiskBuffer:
             os.write(self._file, line)
             self._size += len(line)
             self._pending_bytes += len(line)
-            self.appended += len(records)
+            self.appended += count
         for event in self._listeners:  # a shipper in this process (none when it runs in its own)
             event.set()
         return True

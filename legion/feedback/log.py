@@ -9,7 +9,7 @@ it ends when this process does) delivers them to the sink, ``FanOutSink`` when t
 one failing means the batch comes again to all: duplicates, never losses).
 
     log = PredictionLog.open(Path("~/.legion/gateway/buffer"), functools.partial(LocalSink, Path("~/.legion/logs")))
-    log.prediction(Prediction(request_id="...", model_name="census-income", ...))
+    log.prediction(records.prediction_lines(request_id="...", model_name="census-income", ...))
     log.close()
 """
 
@@ -20,15 +20,14 @@ import fcntl
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer
-from legion.feedback.records import Encoded, Place
+from legion.feedback.records import Encoded
 from legion.feedback.shipper import ship_forever
 from legion.feedback.sinks import Sink
 
@@ -52,25 +51,6 @@ class FanOutSink:
             if number not in self._took:
                 sink.deliver(batch)
                 self._took.add(number)
-
-
-@dataclass(slots=True)
-class Prediction:
-    """One model call as the gateway saw it (``request_body``/``response_body`` already decoded; ``headers`` a
-    mapping or the raw pairs of the forwarded request)."""
-
-    request_id: str
-    deployment: str
-    model_name: str
-    model_version: str
-    endpoint: str
-    method: str
-    path: str
-    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]
-    request_body: Any
-    status: int
-    latency_s: float
-    response_body: Any
 
 
 class PredictionLog:
@@ -109,21 +89,10 @@ class PredictionLog:
         shipper.start()
         return cls(buffer, shipper, writer, descriptor)
 
-    def prediction(self, p: Prediction) -> bool:
-        """Append the ``request_response`` and ``response_body`` records; False when the buffer was full."""
-        now = records.now()  # UTC: its first 13 characters are the hour of the records' place
-        model, version = p.model_name or "unknown", p.model_version or "unknown"
-        return self.buffer.append(
-            records.encode(records.request_response(
-                request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
-                endpoint=p.endpoint, method=p.method, path=p.path, headers=p.headers, request_body=p.request_body,
-                status=p.status, latency_s=p.latency_s, deployment=p.deployment, time=now,
-            ), Place(records.REQUEST_RESPONSE, model, version, now[:13])),
-            records.encode(records.response_body(
-                request_id=p.request_id, model_name=p.model_name, model_version=p.model_version,
-                body=p.response_body, deployment=p.deployment, time=now,
-            ), Place(records.RESPONSE_BODY, model, version, now[:13])),
-        )  # fmt: skip
+    def prediction(self, lines: bytes) -> bool:
+        """Append a prediction's ``request_response`` and ``response_body`` records, made into the buffer's lines
+        by ``records.prediction_lines``; False when the buffer was full."""
+        return self.buffer.append_lines(lines, 2)
 
     def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:
         """Append a ``feedback`` record; False when the buffer was full."""

@@ -195,3 +195,53 @@ def decode_line(line: bytes) -> Encoded:
             _places.clear()
         place = _places[head] = Place(*fields)
     return Encoded(place, body)
+
+
+_prediction_heads: dict[tuple[str, str, str], tuple[bytes, bytes]] = {}
+
+
+def prediction_lines(
+    *,
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    endpoint: str,
+    method: str,
+    path: str,
+    headers: Iterable[tuple[bytes, bytes]],
+    request_body: Any,
+    status: int,
+    latency_s: float,
+    response_body: Any,
+    deployment: str,
+) -> bytes:
+    """A prediction's ``request_response`` and ``response_body`` records as the buffer's two lines, in one go.
+
+    The same records as ``request_response(...)`` and ``response_body(...)`` through ``encode`` and ``to_line``,
+    made with as little work as can be: this runs on the gateway's request path for every prediction, where each
+    microsecond is added to the time a batch of requests takes to reach the model."""
+    time = now()
+    hour = time[:13]
+    heads = _prediction_heads.get((model_name, model_version, hour))
+    if heads is None:
+        if len(_prediction_heads) > 1024:
+            _prediction_heads.clear()
+        place = (model_name or "unknown", model_version or "unknown", hour)
+        heads = _prediction_heads[(model_name, model_version, hour)] = (
+            orjson.dumps((REQUEST_RESPONSE, *place)) + b"\t",
+            orjson.dumps((RESPONSE_BODY, *place)) + b"\t",
+        )
+    exchange = orjson.dumps({
+        "tag": REQUEST_RESPONSE, "request_id": request_id, "model_name": model_name, "model_version": model_version,
+        "model_endpoint": endpoint, "request_http_method": method, "request_uri": path,
+        "request_http_headers": {
+            name.decode("latin-1"): v.decode("latin-1") for k, v in headers if (name := k.lower()) not in _SECRET_NAMES
+        },
+        "request_content": request_body, "response_status": status, "response_duration_s": latency_s,
+        "deployment": deployment, "time": time,
+    }, option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+    answer = orjson.dumps({
+        "tag": RESPONSE_BODY, "request_id": request_id, "model_name": model_name, "model_version": model_version,
+        "response_content": response_body, "deployment": deployment, "time": time,
+    }, option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
+    return b"".join((heads[0], exchange, b"\n", heads[1], answer, b"\n"))

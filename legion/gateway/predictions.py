@@ -26,7 +26,8 @@ import httpx
 import orjson
 
 from legion.core.errors import InvalidInputError
-from legion.feedback.log import FanOutSink, Prediction, PredictionLog
+from legion.feedback import records
+from legion.feedback.log import FanOutSink, PredictionLog
 from legion.feedback.records import Encoded
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink, Sink
 from legion.gateway.feedback import FeedbackRecord
@@ -169,14 +170,13 @@ class PredictionRecorder:
         try:  # everything here: a value orjson cannot encode or a full disk must not fail the prediction
             said = {name: value for name, value in response.headers if name in _SAID}
             valid = response.status == 200
-            kept = self.log.prediction(Prediction(
+            kept = self.log.prediction(records.prediction_lines(
                 request_id=request_id.decode("latin-1"), deployment=deployment.id,
                 model_name=said.get(b"model-name", b"").decode("latin-1") or deployment.model_name or "",
                 model_version=said.get(b"model-version", b"").decode("latin-1") or deployment.model_version or "",
                 endpoint=said.get(b"model-endpoint", b"").decode("latin-1") or "default", method=method,
-                path=path.decode("latin-1"),
-                headers=headers,
-                request_body=decode(body, content_type, valid=valid), status=response.status, latency_s=latency_s,
+                path=path.decode("latin-1"), headers=headers, request_body=decode(body, content_type, valid=valid),
+                status=response.status, latency_s=latency_s,
                 response_body=decode(response.body, said.get(b"content-type", b""), valid=valid),
             ))  # fmt: skip
         except Exception:

@@ -83,6 +83,23 @@ def test_a_buffer_line_is_the_place_then_the_record_and_reads_without_parsing(tm
             decode_line(cut)
 
 
+def test_the_request_path_makes_the_same_records_as_the_record_functions() -> None:
+    fields: dict[str, Any] = {
+        "request_id": "r1", "model_name": "census", "model_version": "", "endpoint": "default", "method": "POST",
+        "path": "/api/model/invoke", "request_body": {"columns": ["a"], "data": [[1]]}, "status": 200,
+        "latency_s": 0.01, "deployment": "census",
+    }  # fmt: skip
+    headers = [(b"content-type", b"application/json"), (b"Authorization", b"Bearer secret"), (b"host", b"h")]
+    lines = records.prediction_lines(**fields, headers=headers, response_body={"prediction": [[0.9]]})
+    exchange, answer = (decode_line(line) for line in lines.splitlines())
+    time = exchange.value()["time"]
+    assert exchange == encode(records.request_response(**fields, headers={"content-type": "application/json",
+                                                                          "host": "h"}, time=time))  # fmt: skip
+    body = {k: fields[k] for k in ("request_id", "model_name", "model_version", "deployment")}
+    assert answer == encode(records.response_body(**body, body={"prediction": [[0.9]]}, time=time))
+    assert exchange.place == Place("request_response", "census", "unknown", time[:13])
+
+
 def test_a_cut_line_is_skipped_and_the_rest_delivered(tmp_path: Path) -> None:
     buffer = DiskBuffer(tmp_path)
     buffer.append(record(1))
