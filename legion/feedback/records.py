@@ -12,6 +12,7 @@ routes and writes records without parsing and re-encoding them (``decode_line``)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
@@ -36,9 +37,20 @@ def public_headers(headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]) -
     return {name.decode("latin-1"): v.decode("latin-1") for k, v in headers if (name := k.lower()) not in _SECRET_NAMES}
 
 
+_second: tuple[int, str] = (-1, "")
+
+
 def now() -> str:
-    """A record's ``time``: now, in UTC, ISO 8601."""
-    return datetime.now(UTC).isoformat()
+    """A record's ``time``: now, in UTC, ISO 8601 with microseconds (``2026-11-25T13:05:00.123456+00:00``).
+
+    The date and time of day are formatted once a second: this runs for every prediction, and formatting a
+    datetime costs more than the rest of the record's fields together."""
+    global _second  # noqa: PLW0603  # one cache per process
+    moment = time.time_ns() // 1000
+    second, micro = divmod(moment, 1_000_000)
+    if second != _second[0]:
+        _second = (second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_second[1]}.{micro:06d}+00:00"
 
 
 def request_response(
@@ -220,8 +232,8 @@ def prediction_lines(
     The same records as ``request_response(...)`` and ``response_body(...)`` through ``encode`` and ``to_line``,
     made with as little work as can be: this runs on the gateway's request path for every prediction, where each
     microsecond is added to the time a batch of requests takes to reach the model."""
-    time = now()
-    hour = time[:13]
+    stamp = now()
+    hour = stamp[:13]
     heads = _prediction_heads.get((model_name, model_version, hour))
     if heads is None:
         if len(_prediction_heads) > 1024:
@@ -238,10 +250,10 @@ def prediction_lines(
             name.decode("latin-1"): v.decode("latin-1") for k, v in headers if (name := k.lower()) not in _SECRET_NAMES
         },
         "request_content": request_body, "response_status": status, "response_duration_s": latency_s,
-        "deployment": deployment, "time": time,
+        "deployment": deployment, "time": stamp,
     }, option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
     answer = orjson.dumps({
         "tag": RESPONSE_BODY, "request_id": request_id, "model_name": model_name, "model_version": model_version,
-        "response_content": response_body, "deployment": deployment, "time": time,
+        "response_content": response_body, "deployment": deployment, "time": stamp,
     }, option=orjson.OPT_SERIALIZE_NUMPY)  # fmt: skip
     return b"".join((heads[0], exchange, b"\n", heads[1], answer, b"\n"))

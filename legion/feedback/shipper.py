@@ -11,6 +11,7 @@ GIL that the gateway's event loop needs).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -23,6 +24,9 @@ from legion.feedback.records import Encoded
 from legion.feedback.sinks import Sink
 
 log = logging.getLogger(__name__)
+
+NICENESS = 10
+"""How much lower than the serving process a shipper process runs (``os.nice``)."""
 
 
 class Shipper:
@@ -108,7 +112,13 @@ def ship_forever(
     directory: Path, make_sink: Callable[[int], Sink], writer: int, parent_pid: int, idle_s: float = 0.2
 ) -> None:
     """A shipper process's main: deliver ``directory`` (opened to read only) until SIGTERM/SIGINT or until the
-    process that writes it is gone, then deliver what is left and return. ``make_sink`` must pickle."""
+    process that writes it is gone, then deliver what is left and return. ``make_sink`` must pickle.
+
+    The process runs ``nice``: shipping is background work that the buffer lets wait, so when the machine is
+    busy the serving process's requests go first and the shipper catches up in the gaps (at c32 on two cores,
+    the gaps while the model computes a batch)."""
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, frame: stopping.set())

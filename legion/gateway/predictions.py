@@ -47,7 +47,20 @@ _SAID: Final = frozenset({b"model-name", b"model-version", b"model-endpoint", b"
 
 def is_prediction(path: bytes) -> bool:
     """A model call that makes a prediction (``/api/model/invoke``, ``/v2/models/m/infer``, ``/invocations``...)."""
+    return _known_prediction(path) if len(path) <= 256 else _prediction(path)
+
+
+def _prediction(path: bytes) -> bool:
     return any(part in PREDICTION_WORDS for part in path.split(b"?", 1)[0].split(b"/"))
+
+
+# a gateway serves a handful of paths, each asked about on every request (short ones only: bounded memory)
+_known_prediction = functools.lru_cache(maxsize=1024)(_prediction)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_json(content_type: bytes) -> bool:
+    return content_type.split(b";", 1)[0].strip().lower() in _JSON_TYPES
 
 
 def decode(body: bytes, content_type: bytes, *, valid: bool = False) -> Any:
@@ -57,7 +70,7 @@ def decode(body: bytes, content_type: bytes, *, valid: bool = False) -> Any:
     the record as it is (``orjson.Fragment``), without parsing it again on the request path."""
     if not body:
         return None
-    if content_type.split(b";", 1)[0].strip().lower() in _JSON_TYPES:
+    if _is_json(content_type):
         if valid and b"\n" not in body:  # a body of several lines would cut the record's own line
             return orjson.Fragment(body)
         try:
