@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -14,9 +16,9 @@ import pytest
 
 from legion.feedback import records
 from legion.feedback.buffer import DiskBuffer, Position
-from legion.feedback.log import FanOutSink
+from legion.feedback.log import FanOutSink, PredictionLog
 from legion.feedback.records import Encoded, Place, decode_line, encode
-from legion.feedback.shipper import Shipper
+from legion.feedback.shipper import NICENESS, Shipper
 from legion.feedback.sinks import LocalSink, layout_path
 from tests.support.server import wait_until
 
@@ -46,6 +48,29 @@ def test_records_come_back_in_order_across_segments_and_a_reopen(tmp_path: Path)
     again.commit(end)
     assert again.read()[0] == [] and again.pending_bytes == 0
     assert len(list((tmp_path / "segments").iterdir())) == 1, "delivered segments are deleted"
+
+
+def test_a_record_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path, segment_bytes=200)
+    big = records.response_body(request_id="big", model_name="census", model_version="1.0", body=["x" * 1000])
+    assert buffer.append(record(1)) and buffer.append(big) and buffer.append(record(2))
+    got, _ = buffer.read()
+    assert [r.value()["request_id"] for r in got] == ["r1", "big", "r2"]
+    assert got[1].value() == big
+    buffer.close()
+    sizes = sorted(p.stat().st_size for p in (tmp_path / "segments").iterdir())
+    assert sizes[-1] == len(records.to_line(encode(big))), "a finished segment is cut to what was written"
+
+
+def test_the_shipper_process_runs_below_the_serving_process(tmp_path: Path) -> None:
+    log = PredictionLog.open(tmp_path / "buffer", functools.partial(LocalSink, tmp_path / "sink"))
+    try:
+        pid = log.shipper.pid
+        assert pid is not None
+        expected = min(os.getpriority(os.PRIO_PROCESS, 0) + NICENESS, 19)
+        wait_until(lambda: os.getpriority(os.PRIO_PROCESS, pid) == expected, 30, "the shipper to lower its priority")
+    finally:
+        log.close()
 
 
 def test_a_full_buffer_drops_new_records_and_counts_them(tmp_path: Path) -> None:
