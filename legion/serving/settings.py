@@ -1,4 +1,4 @@
-"""``ServerSettings``: everything the model server can be told, from flags or ``LEGION_SERVER__*`` variables."""
+"""``ServerSettings``: everything the model server can be told, from flags or ``LEGION_*`` variables."""
 
 from __future__ import annotations
 
