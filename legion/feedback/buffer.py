@@ -130,7 +130,7 @@ class DiskBuffer:
         capacity = max(self.segment_bytes, at_least)
         descriptor = os.open(self._path(number), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.posix_fallocate(descriptor, 0, capacity)
+            _allocate(descriptor, capacity)
             self._map = mmap.mmap(descriptor, capacity, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(descriptor)
@@ -249,3 +249,11 @@ class DiskBuffer:
             log.warning("the buffer cursor %s is unreadable; delivering from the oldest segment", self.directory)
             numbers = self._segment_numbers()
             return Position(numbers[0] if numbers else 0, 0)
+
+
+def _allocate(descriptor: int, size: int) -> None:
+    """Give the file ``size`` bytes of disk blocks now (reading as zeros)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(descriptor, 0, size)
+    else:  # macOS has none: writing the zeros allocates the blocks just as well
+        os.pwrite(descriptor, bytes(size), 0)
