@@ -449,14 +449,13 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
         (TWO_WORKERS, [legion], ("--workers", "2", *logs(TWO_WORKERS)), {},
          "legion gateway, 2 workers (SO_REUSEPORT), access log, prediction log"),
     ]  # fmt: skip
+    gateways = [gateway for gateway in gateways if settings.wants(gateway[0])]
     if settings.baseline is not None:
         src = str(settings.baseline.resolve())
         gateways.append((f"gateway @ {settings.baseline.name}", [sys.executable, "-m", "legion"], (),
                          {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))},
                          f"legion gateway from {src}, 1 worker, access log"))  # fmt: skip
     for name, argv, extra, env, setup in gateways:
-        if not settings.wants(name) and not name.startswith("gateway @"):
-            continue
         try:
             server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)
         except ServerStartError as exc:
@@ -464,10 +463,10 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
             print(f"{name}: {outcome.proxies[name]}", flush=True)
             continue
         proxies.append(Proxy(name, server.url(path), token, server, setup))
-    binary, version = haproxy_binary()
     if not settings.wants(HAPROXY):
-        pass
-    elif binary is None:
+        return proxies
+    binary, version = haproxy_binary()
+    if binary is None:
         outcome.proxies[HAPROXY] = f"skipped: {version}"
         print(f"{HAPROXY}: {outcome.proxies[HAPROXY]}", flush=True)
     else:

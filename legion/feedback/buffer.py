@@ -56,7 +56,7 @@ class DiskBuffer:
     """Append records; ``read`` them from the cursor; ``commit`` once delivered.
 
     >>> buffer = DiskBuffer(Path("/var/lib/legion/gateway/buffer"))
-    >>> buffer.append({"tag": "request_response", ...})   # or an already ``Encoded`` record
+    >>> buffer.append({"tag": "request_response", ...})
     True
     >>> records, position = buffer.read(max_records=500)  # Encoded records
     >>> sink.deliver(records); buffer.commit(position)
@@ -87,10 +87,9 @@ class DiskBuffer:
 
     # -- writing -----------------------------------------------------------------------------------------------
 
-    def append(self, *records: Encoded | Mapping[str, Any]) -> bool:
+    def append(self, *records: Mapping[str, Any]) -> bool:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
-        return self.append_lines(b"".join(to_line(r if isinstance(r, Encoded) else encode(r)) for r in records),
-                                 len(records))  # fmt: skip
+        return self.append_lines(b"".join(to_line(encode(r)) for r in records), len(records))
 
     def append_lines(self, line: bytes, count: int) -> bool:
         """``append`` for ``count`` records already made into the buffer's lines (``records.to_line``)."""

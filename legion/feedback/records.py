@@ -168,9 +168,9 @@ def moment(value: Any) -> datetime:
     return datetime.now(UTC)
 
 
-def encode(record: Mapping[str, Any], place: Place | None = None) -> Encoded:
-    """The record's JSON and place (``place_of`` it, unless the caller knows it)."""
-    return Encoded(place or place_of(record), orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
+def encode(record: Mapping[str, Any]) -> Encoded:
+    """The record's JSON and its place."""
+    return Encoded(place_of(record), orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 _heads: dict[Place, bytes] = {}
@@ -229,9 +229,11 @@ def prediction_lines(
 ) -> bytes:
     """A prediction's ``request_response`` and ``response_body`` records as the buffer's two lines, in one go.
 
-    The same records as ``request_response(...)`` and ``response_body(...)`` through ``encode`` and ``to_line``,
-    made with as little work as can be: this runs on the gateway's request path for every prediction, where each
-    microsecond is added to the time a batch of requests takes to reach the model."""
+    The same records as ``request_response(...)`` and ``response_body(...)`` through ``encode`` and ``to_line`` (a
+    test holds them equal), written out here because this runs on the gateway's request path for every
+    prediction, where each microsecond is added to the time a batch takes to reach the model: going through the
+    two builders, ``public_headers`` and ``to_line``'s per-place heads measured a fifth slower (4.3-4.9 against
+    3.6 us a prediction in a tight loop)."""
     stamp = now()
     hour = stamp[:13]
     heads = _prediction_heads.get((model_name, model_version, hour))

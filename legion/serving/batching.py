@@ -84,7 +84,7 @@ class Batcher:
             self._scheduled = True
             self._seen = 0
             loop.call_soon(self._gather, loop)
-        elif self._lingering is not None and len(self._queue) >= min(self._expected, self._max_size):
+        elif self._lingering is not None and len(self._queue) >= self._expected:
             self._lingering.cancel()  # as large as the previous batch: no reason to wait longer
             self._lingering = None
             loop.call_soon(self._dispatch)
@@ -98,31 +98,24 @@ class Batcher:
             self._seen = size
             loop.call_soon(self._gather, loop)
             return
-        if size < min(self._expected, self._max_size) and self._linger_s > 0 and waited < self._max_wait_s:
-            self._seen = size
-            self._lingering = loop.call_later(min(self._linger_s, self._max_wait_s - waited), self._linger, loop)
-            return
-        self._dispatch()
+        self._linger(loop, first=True)
 
-    def _linger(self, loop: asyncio.AbstractEventLoop) -> None:
-        """No request for ``linger_s`` (or the oldest has waited long enough): go; otherwise wait on."""
+    def _linger(self, loop: asyncio.AbstractEventLoop, first: bool = False) -> None:
+        """Wait ``linger_s`` for the next request while the batch is smaller than the previous one and (after the
+        first wait) requests keep arriving; otherwise, or once the oldest has waited long enough, go."""
         self._lingering = None
         size = len(self._queue)
         waited = time.perf_counter() - self._queue[0].queued_at
-        if self._seen < size < min(self._expected, self._max_size) and waited < self._max_wait_s:
+        grew = first or self._seen < size
+        if grew and size < self._expected and self._linger_s > 0 and waited < self._max_wait_s:
             self._seen = size
             self._lingering = loop.call_later(min(self._linger_s, self._max_wait_s - waited), self._linger, loop)
             return
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self._scheduled:
-            return  # a lingering batch went already (its timer and a late arrival both asked)
         self._scheduled = False
-        if self._lingering is not None:
-            self._lingering.cancel()
-            self._lingering = None
-        self._expected = max(min(len(self._queue), self._max_size), 1)
+        self._expected = max(min(len(self._queue), self._max_size), 1)  # never above a batch's size
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(self._max_size, len(self._queue)))]
             batch = [item for item in batch if not item.future.cancelled()]

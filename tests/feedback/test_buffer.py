@@ -19,7 +19,7 @@ from legion.feedback.buffer import DiskBuffer, Position
 from legion.feedback.log import FanOutSink, PredictionLog
 from legion.feedback.records import Encoded, Place, decode_line, encode
 from legion.feedback.shipper import NICENESS, Shipper
-from legion.feedback.sinks import LocalSink, layout_path
+from legion.feedback.sinks import LocalSink, Sink, layout_path
 from tests.support.server import wait_until
 
 
@@ -154,29 +154,28 @@ class FlakySink:
         self.inner.deliver(batch)
 
 
-def test_an_unreachable_sink_buffers_then_delivers_everything(tmp_path: Path) -> None:
-    buffer = DiskBuffer(tmp_path / "buffer", segment_bytes=1000)
-    shipper = Shipper(buffer, FlakySink(tmp_path / "sink", failures=3), retry_s=0.01).start()
+def ship(buffer: DiskBuffer, sink: Sink, count: int) -> Shipper:
+    """Append ``count`` records while a shipper delivers them to ``sink``; the stopped shipper, once all went."""
+    shipper = Shipper(buffer, sink, retry_s=0.01).start()
     try:
-        for i in range(500):
+        for i in range(count):
             buffer.append(record(i))
-        wait_until(lambda: shipper.delivered >= 500, 30, "every record to be delivered")
+        wait_until(lambda: shipper.delivered >= count, 30, "every record to be delivered")
     finally:
         shipper.stop()
+    return shipper
+
+
+def test_an_unreachable_sink_buffers_then_delivers_everything(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path / "buffer", segment_bytes=1000)
+    shipper = ship(buffer, FlakySink(tmp_path / "sink", failures=3), 500)
     assert shipper.failures == 3
     assert sorted(r["request_id"] for r in sunk(tmp_path / "sink")) == sorted(f"r{i}" for i in range(500))
 
 
 def test_a_sink_that_is_down_does_not_make_the_others_write_twice(tmp_path: Path) -> None:
-    buffer = DiskBuffer(tmp_path / "buffer")
     flaky = FlakySink(tmp_path / "flaky", failures=5)
-    shipper = Shipper(buffer, FanOutSink([LocalSink(tmp_path / "steady"), flaky]), retry_s=0.01).start()
-    try:
-        for i in range(200):
-            buffer.append(record(i))
-        wait_until(lambda: shipper.delivered >= 200, 30, "every record to be delivered")
-    finally:
-        shipper.stop()
+    shipper = ship(DiskBuffer(tmp_path / "buffer"), FanOutSink([LocalSink(tmp_path / "steady"), flaky]), 200)
     assert shipper.failures == 5
     assert sorted(r["request_id"] for r in sunk(tmp_path / "steady")) == sorted(f"r{i}" for i in range(200))
     assert sorted(r["request_id"] for r in sunk(tmp_path / "flaky")) == sorted(f"r{i}" for i in range(200))
