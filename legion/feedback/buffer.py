@@ -1,21 +1,26 @@
-"""``DiskBuffer``: records appended to segment files on disk, read back in order from a cursor that moves on ack.
+"""``DiskBuffer``: entries appended to segment files on disk, read back as records in order from a cursor that
+moves on ack.
 
 Layout of the buffer's directory::
 
-    segments/0000000007.jsonl   one record per line (``records.to_line``), appended with one write() each (O_APPEND)
+    segments/0000000007.log     frames, appended with one write() each (O_APPEND)
     cursor.json                 {"segment": 7, "offset": 1234}: everything before it was delivered
+
+A frame is a 9-byte head, ``L``, the entry's length and its CRC-32 (both 4 bytes, little-endian), then the entry
+(``entries``: a record, or a prediction that the reader makes into its two records).
 
 Why it is shaped this way:
 
-- ``append`` is one ``write`` of its lines (a prediction's two records together) to an open file: a few
-  microseconds, no fsync, no lock held across I/O that could block the caller for long. The lines are in the
-  kernel once ``append`` returns, so a crash of the process (kill -9) loses nothing appended; a crash of the
-  machine may lose the last moments. (Copying into a shared mapping of the segment instead measured the same in
-  the running gateway, 5-7 us either way, so the simpler ``write`` stays.)
-- A process that opens the buffer again starts a new segment rather than appending to the last one, so a line
-  cut by a crash can never be glued to the next record; the reader skips such a cut line and logs it.
-- A line carries the record's place in the sinks before its JSON, so reading is splitting lines: no record is
-  parsed or encoded again between the writer and the sink.
+- ``append`` is one ``write`` of a frame to an open file: a few microseconds, no fsync, no lock held across I/O
+  that could block the caller for long. The frame is in the kernel once ``append`` returns, so a crash of the
+  process (kill -9) loses nothing appended; a crash of the machine may lose the last moments. (Copying into a
+  shared mapping of the segment instead measured the same in the running gateway, 5-7 us either way, so the
+  simpler ``write`` stays.)
+- A process that opens the buffer again starts a new segment rather than appending to the last one, and so does
+  a writer whose ``write`` was cut short (a full disk): a cut frame is only ever the last one of a segment. The
+  reader waits for the rest of a frame while its segment is being written and skips a cut one (logged) once a
+  later segment exists; a frame whose head or checksum is wrong ends its segment the same way.
+- Segments written before entries (``*.jsonl``, one record per line, ``records.decode_line``) are still read.
 - The cursor moves (atomically: a temporary file renamed) only after the sink took the records, so a crash
   between the two delivers those records again: at least once.
 - The buffer is bounded (``max_bytes``): a full buffer drops the new record and counts it (``dropped``), because
@@ -27,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,13 +42,23 @@ from typing import Any, Final
 
 import orjson
 
-from legion.feedback.records import Encoded, decode_line, encode, to_line
+from legion.feedback import entries
+from legion.feedback.records import Encoded, decode_line
 
 log = logging.getLogger(__name__)
 
 SEGMENTS: Final = "segments"
 CURSOR: Final = "cursor.json"
-SUFFIX: Final = ".jsonl"
+SUFFIX: Final = ".log"
+LINES_SUFFIX: Final = ".jsonl"
+"""Segments written before entries: one record per line."""
+MAGIC: Final = b"L"
+HEAD: Final = struct.Struct("<cII")
+
+
+def frame(entry: bytes) -> bytes:
+    """An entry as the buffer writes it: head (magic, length, CRC-32), then the entry."""
+    return HEAD.pack(MAGIC, len(entry), zlib.crc32(entry)) + entry
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -72,9 +89,12 @@ class DiskBuffer:
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.dropped = 0
-        """Records refused because the buffer was full."""
+        """Records refused because the buffer was full (or the disk)."""
         self.appended = 0
+        self.writes = 0
+        """``write`` calls made (each append is one)."""
         (directory / SEGMENTS).mkdir(parents=True, exist_ok=True)
+        self._line_segments = {int(p.stem) for p in (directory / SEGMENTS).glob(f"*{LINES_SUFFIX}") if p.stem.isdigit()}
         self._lock = threading.Lock()
         self._cursor = self._read_cursor()
         numbers = self._segment_numbers()
@@ -89,21 +109,25 @@ class DiskBuffer:
 
     def append(self, *records: Mapping[str, Any]) -> bool:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
-        return self.append_lines(b"".join(to_line(encode(r)) for r in records), len(records))
+        return self.append_frames(b"".join(frame(entries.record(r)) for r in records), len(records))
 
-    def append_lines(self, line: bytes, count: int) -> bool:
-        """``append`` for ``count`` records already made into the buffer's lines (``records.to_line``)."""
+    def append_frames(self, frames: bytes, count: int) -> bool:
+        """Write ``frames`` (``frame``) that hold ``count`` records; False (counted in ``dropped``) when the
+        buffer is full. Raises ``OSError`` when the write failed (then nothing was written)."""
         with self._lock:
-            if self._pending_bytes + len(line) > self.max_bytes and self._recount() + len(line) > self.max_bytes:
+            if self._pending_bytes + len(frames) > self.max_bytes and self._recount() + len(frames) > self.max_bytes:
                 self.dropped += count
                 return False
-            if self._size and self._size + len(line) > self.segment_bytes:
-                os.close(self._file)
-                self._active += 1
-                self._file, self._size = self._open(self._active), 0
-            os.write(self._file, line)
-            self._size += len(line)
-            self._pending_bytes += len(line)
+            if self._size and self._size + len(frames) > self.segment_bytes:
+                self._next_segment()
+            written = os.write(self._file, frames)
+            self.writes += 1
+            self._size += written
+            self._pending_bytes += written
+            if written < len(frames):  # a full disk cut the frame: it stays the last one of its segment
+                self._next_segment()
+                self.dropped += count
+                return False
             self.appended += count
         for event in self._listeners:  # a shipper in this process (none when it runs in its own)
             event.set()
@@ -119,6 +143,11 @@ class DiskBuffer:
                 os.close(self._file)
                 self._file = -1
 
+    def _next_segment(self) -> None:
+        os.close(self._file)
+        self._active += 1
+        self._file, self._size = self._open(self._active), 0
+
     # -- reading -----------------------------------------------------------------------------------------------
 
     @property
@@ -132,33 +161,26 @@ class DiskBuffer:
         return self._pending_bytes
 
     def read(self, max_records: int = 1000, max_bytes: int = 16 << 20) -> tuple[list[Encoded], Position]:
-        """Records from the cursor on (complete lines only) and the position after them; nothing moves yet."""
+        """Records from the cursor on (complete entries only, about ``max_records`` of them: a prediction's two
+        come together) and the position after them; nothing moves yet."""
         records: list[Encoded] = []
         position = self._cursor
         while len(records) < max_records:
             # before reading: a segment still being written may grow after our read
-            active = self._active if self.writing else max(self._segment_numbers(), default=0)
+            finished = position.segment < (self._active if self.writing else max(self._segment_numbers(), default=0))
             path = self._path(position.segment)
-            try:
-                with path.open("rb") as file:
-                    file.seek(position.offset)
-                    chunk = file.read(max_bytes)
-            except FileNotFoundError:
-                chunk = b""
-            end = chunk.rfind(b"\n") + 1
-            lines = chunk[:end].splitlines()[: max_records - len(records)]
-            used = sum(len(line) + 1 for line in lines)
-            for line in lines:
-                try:
-                    records.append(decode_line(line))
-                except ValueError:  # orjson's JSONDecodeError is one too
-                    log.warning("skipping a cut record in %s (a crash while it was written)", path.name)
+            lines = position.segment in self._line_segments
+            chunk = _read(path, position.offset, max_bytes, frames=not lines)
+            used, broken = (_lines if lines else _frames)(chunk, records, max_records, path.name)
             position = Position(position.segment, position.offset + used)
-            if used < end or len(records) >= max_records or len(chunk) >= max_bytes:
+            if not broken and (len(records) >= max_records or len(chunk) >= max_bytes):
                 break  # more in this segment than asked for
-            if position.segment >= active:
+            if not finished:
                 break  # the segment being written when it was read: the rest comes later
-            position = Position(position.segment + 1, 0)  # this one is read to its end (a cut tail is dropped)
+            if used < len(chunk):
+                log.warning("skipping the last %d bytes of %s: %s", len(chunk) - used, path.name,
+                            "not a frame" if broken else "cut short (a crash while they were written)")  # fmt: skip
+            position = Position(position.segment + 1, 0)  # this one is read to its end
         return records, position
 
     def commit(self, position: Position) -> None:
@@ -200,13 +222,13 @@ class DiskBuffer:
         return self._pending_bytes
 
     def _path(self, number: int) -> Path:
-        return self.directory / SEGMENTS / f"{number:010d}{SUFFIX}"
+        return self.directory / SEGMENTS / f"{number:010d}{LINES_SUFFIX if number in self._line_segments else SUFFIX}"
 
     def _open(self, number: int) -> int:
         return os.open(self._path(number), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def _segment_numbers(self) -> list[int]:
-        return sorted(int(p.stem) for p in (self.directory / SEGMENTS).glob(f"*{SUFFIX}") if p.stem.isdigit())
+        return sorted(int(p.stem) for p in (self.directory / SEGMENTS).glob("*") if p.stem.isdigit())
 
     def _read_cursor(self) -> Position:
         try:
@@ -219,3 +241,50 @@ class DiskBuffer:
             log.warning("the buffer cursor %s is unreadable; delivering from the oldest segment", self.directory)
             numbers = self._segment_numbers()
             return Position(numbers[0] if numbers else 0, 0)
+
+
+def _read(path: Path, offset: int, max_bytes: int, *, frames: bool) -> bytes:
+    """Up to ``max_bytes`` of ``path`` from ``offset`` (more when the frame there is larger: a big record)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            chunk = file.read(max_bytes)
+            if frames and len(chunk) == max_bytes and len(chunk) >= HEAD.size:
+                chunk += file.read(max(HEAD.size + HEAD.unpack_from(chunk)[1] - len(chunk), 0))
+            return chunk
+    except FileNotFoundError:
+        return b""
+
+
+def _frames(chunk: bytes, records: list[Encoded], max_records: int, name: str) -> tuple[int, bool]:
+    """Add the records of the complete frames at the start of ``chunk`` to ``records`` (until there are
+    ``max_records``); the bytes those frames took, and whether the frame after them is broken (its head or
+    checksum is wrong: what follows it in the segment cannot be read)."""
+    at = 0
+    while len(records) < max_records and at + HEAD.size <= len(chunk):
+        magic, size, checksum = HEAD.unpack_from(chunk, at)
+        end = at + HEAD.size + size
+        if magic != MAGIC:
+            return at, True
+        if end > len(chunk):
+            break  # the rest of it is still being written, or was cut by a crash
+        entry = chunk[at + HEAD.size : end]
+        if zlib.crc32(entry) != checksum:
+            return at, True
+        try:
+            records.extend(entries.expand(entry))
+        except ValueError as exc:
+            log.warning("skipping an entry in %s: %s", name, exc)
+        at = end
+    return at, False
+
+
+def _lines(chunk: bytes, records: list[Encoded], max_records: int, name: str) -> tuple[int, bool]:
+    """``_frames`` for a segment of lines (written before entries)."""
+    lines = chunk[: chunk.rfind(b"\n") + 1].split(b"\n")[:-1][: max_records - len(records)]
+    for line in lines:
+        try:
+            records.append(decode_line(line))
+        except ValueError:  # orjson's JSONDecodeError is one too
+            log.warning("skipping a cut record in %s (a crash while it was written)", name)
+    return sum(len(line) + 1 for line in lines), False

@@ -9,7 +9,7 @@ it ends when this process does) delivers them to the sink, ``FanOutSink`` when t
 one failing means the batch comes again to all: duplicates, never losses).
 
     log = PredictionLog.open(Path("~/.legion/gateway/buffer"), functools.partial(LocalSink, Path("~/.legion/logs")))
-    log.prediction(records.prediction_lines(request_id="...", model_name="census-income", ...))
+    log.predictions([entries.prediction(request_id=b"...", deployment="census-income", ...)])
     log.close()
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from legion.feedback import records
-from legion.feedback.buffer import DiskBuffer
+from legion.feedback.buffer import DiskBuffer, frame
 from legion.feedback.records import Encoded
 from legion.feedback.shipper import ship_forever
 from legion.feedback.sinks import Sink
@@ -89,10 +89,10 @@ class PredictionLog:
         shipper.start()
         return cls(buffer, shipper, writer, descriptor)
 
-    def prediction(self, lines: bytes) -> bool:
-        """Append a prediction's ``request_response`` and ``response_body`` records, made into the buffer's lines
-        by ``records.prediction_lines``; False when the buffer was full."""
-        return self.buffer.append_lines(lines, 2)
+    def predictions(self, batch: Sequence[bytes]) -> bool:
+        """Append predictions (``entries.prediction``: the shipper makes their ``request_response`` and
+        ``response_body`` records) in one write; False when the buffer was full."""
+        return self.buffer.append_frames(b"".join(map(frame, batch)), 2 * len(batch))
 
     def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:
         """Append a ``feedback`` record; False when the buffer was full."""

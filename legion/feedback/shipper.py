@@ -5,8 +5,8 @@ after a batch smaller than ``batch_records`` it waits ``gather_s`` so that the n
 meanwhile (one sink write per request would cost more CPU than the request);
 a failing sink is retried with backoff (``retry_s`` doubling up to ``max_retry_s``) while the buffer keeps taking
 records, so an unreachable sink buffers and then delivers. ``stop`` delivers what it can within its deadline.
-``ship_forever`` runs one in a process of its own (the gateway's way: its parsing and writing then never hold the
-GIL that the gateway's event loop needs).
+``ship_forever`` runs one in a process of its own (the gateway's way: making the records and writing them then never
+hold the GIL that the gateway's event loop needs).
 """
 
 from __future__ import annotations

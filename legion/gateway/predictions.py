@@ -1,14 +1,16 @@
 """Prediction logging in the gateway (Legion's FluentD role): which calls are logged, what goes in the record, and
 where the records go.
 
-``PredictionRecorder.record(...)`` runs in the request path after the replica answered and before the caller
-gets the answer: it decodes the two bodies and appends a ``request_response`` and a ``response_body`` record to
-the gateway's ``PredictionLog`` (one ``write``; a kill -9 after the answer loses neither). A shipper process
-delivers the buffer to the configured sink (``make_sink``: a local directory in Legion's layout by default, S3
-or Fluentd) and, when the routing comes from the management API, to its feedback store
-(``ApiRecordsSink``), which joins feedback to predictions. A model call is logged when its path is a prediction
-(``invoke``, ``batch``, ``infer``, ``invocations``, ``predict``) and its deployment did not switch logging off
-(``spec.predictionLogging: false``); ``info``, metadata and health calls are not predictions.
+``PredictionRecorder.prediction(...)`` runs in the request path after the replica answered and before the caller
+gets the answer: it appends the call as it is (``feedback.entries.prediction``: no decoding, no JSON) to the
+gateway's ``PredictionLog``, in one ``write`` with the calls answered in the same turn of the event loop, and
+returns after that write, so a kill -9 after the answer loses nothing. A shipper process makes its
+``request_response`` and ``response_body`` records and delivers them to the configured sink (``make_sink``: a
+local directory in Legion's layout by default, S3 or Fluentd) and, when the routing comes from the management
+API, to its feedback store (``ApiRecordsSink``), which joins feedback to predictions. A model call is logged
+when its path is a prediction (``invoke``, ``batch``, ``infer``, ``invocations``, ``predict``) and its deployment
+did not switch logging off (``spec.predictionLogging: false``); ``info``, metadata and health calls are not
+predictions.
 
 The model name and version of a record are what the replica said in ``Model-Name``/``Model-Version`` (the
 deployment's, when it said nothing), so a route split between versions logs each call under its own version.
@@ -20,13 +22,13 @@ import asyncio
 import functools
 import logging
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import orjson
 
 from legion.core.errors import InvalidInputError
-from legion.feedback import records
+from legion.feedback import entries
 from legion.feedback.log import FanOutSink, PredictionLog
 from legion.feedback.records import Encoded
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink, Sink
@@ -40,7 +42,6 @@ log = logging.getLogger(__name__)
 
 PREDICTION_WORDS: Final = frozenset({b"invoke", b"batch", b"infer", b"invocations", b"predict"})
 RECORDS_PATH: Final = "/api/v1/feedback/records"
-_JSON_TYPES: Final = (b"application/json", b"text/json")
 # what the replica's answer says about itself (Model-Name/Version/Endpoint, the body's type), read in one pass
 _SAID: Final = frozenset({b"model-name", b"model-version", b"model-endpoint", b"content-type"})
 
@@ -56,31 +57,6 @@ def _prediction(path: bytes) -> bool:
 
 # a gateway serves a handful of paths, each asked about on every request (short ones only: bounded memory)
 _known_prediction = functools.lru_cache(maxsize=1024)(_prediction)
-
-
-@functools.lru_cache(maxsize=256)
-def _is_json(content_type: bytes) -> bool:
-    return content_type.split(b";", 1)[0].strip().lower() in _JSON_TYPES
-
-
-def decode(body: bytes, content_type: bytes, *, valid: bool = False) -> Any:
-    """JSON bodies as their value; anything else as text (bytes that are not UTF-8 as latin-1).
-
-    ``valid``: the model server parsed or wrote this JSON itself (it answered 200), so a one-line body goes into
-    the record as it is (``orjson.Fragment``), without parsing it again on the request path."""
-    if not body:
-        return None
-    if _is_json(content_type):
-        if valid and b"\n" not in body:  # a body of several lines would cut the record's own line
-            return orjson.Fragment(body)
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    try:
-        return body.decode()
-    except UnicodeDecodeError:
-        return body.decode("latin-1")
 
 
 class ApiRecordsSink:
@@ -158,6 +134,8 @@ class PredictionRecorder:
     def __init__(self, log: PredictionLog) -> None:
         self.log = log
         self.dropped = 0
+        self._entries: list[bytes] = []
+        self._written: list[asyncio.Future[None]] = []
 
     @classmethod
     def open(cls, settings: GatewaySettings) -> PredictionRecorder:
@@ -166,7 +144,7 @@ class PredictionRecorder:
             max_bytes=settings.log_buffer_max_bytes,
         ))  # fmt: skip
 
-    def prediction(
+    async def prediction(
         self,
         deployment: Deployment,
         *,
@@ -179,25 +157,45 @@ class PredictionRecorder:
         response: UpstreamResponse,
         latency_s: float,
     ) -> None:
-        """Log one model call (on the request path: never raises, never waits)."""
-        try:  # everything here: a value orjson cannot encode or a full disk must not fail the prediction
-            said = {name: value for name, value in response.headers if name in _SAID}
-            valid = response.status == 200
-            kept = self.log.prediction(records.prediction_lines(
-                request_id=request_id.decode("latin-1"), deployment=deployment.id,
-                model_name=said.get(b"model-name", b"").decode("latin-1") or deployment.model_name or "",
-                model_version=said.get(b"model-version", b"").decode("latin-1") or deployment.model_version or "",
-                endpoint=said.get(b"model-endpoint", b"").decode("latin-1") or "default", method=method,
-                path=path.decode("latin-1"), headers=headers, request_body=decode(body, content_type, valid=valid),
-                status=response.status, latency_s=latency_s,
-                response_body=decode(response.body, said.get(b"content-type", b""), valid=valid),
-            ))  # fmt: skip
-        except Exception:
-            if not self.dropped:
-                log.exception("a prediction record could not be written; dropping it (and counting the next ones)")
-            kept = False
-        if not kept:
-            self.dropped += 1
+        """Log one model call; return once it is in the buffer (never raises, never waits for more than that).
+
+        The calls answered in one turn of the event loop are written together at its end: at concurrency 32 the
+        replica answers a batch of 32 at once, and one ``write`` for all of them costs what one costs alone."""
+        try:  # nothing here may fail the prediction
+            entry = entries.prediction(
+                request_id=request_id, deployment=deployment.id,
+                model=(deployment.model_name or "", deployment.model_version or ""), method=method, path=path,
+                headers=headers, body=body, content_type=content_type, status=response.status, latency_s=latency_s,
+                said=[pair for pair in response.headers if pair[0] in _SAID], answer=response.body,
+            )  # fmt: skip
+        except Exception as exc:
+            self._drop(1, exc)
+            return
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()  # one each: a cancelled caller cancels only its own
+        if not self._entries:
+            loop.call_soon(self._write)
+        self._entries.append(entry)
+        self._written.append(written)
+        await written
+
+    def _write(self) -> None:
+        batch, waiting = self._entries, self._written
+        self._entries, self._written = [], []
+        try:  # a full disk must not fail the predictions
+            if not self.log.predictions(batch):
+                self._drop(len(batch))
+        except Exception as exc:
+            self._drop(len(batch), exc)
+        for written in waiting:
+            if not written.done():
+                written.set_result(None)
+
+    def _drop(self, count: int, error: Exception | None = None) -> None:
+        if not self.dropped:
+            reason = "the buffer is full" if error is None else "they could not be written"
+            log.error("dropping prediction records (%s), and counting the next ones", reason, exc_info=error)
+        self.dropped += count
 
     async def record(self, record: FeedbackRecord) -> None:
         """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer; a full one is a 503."""

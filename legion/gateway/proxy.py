@@ -249,7 +249,7 @@ class Gateway:
         exchange.replica = replica
         exchange.upstream_s = upstream_s
         if self.recorder is not None and deployment.prediction_logging and is_prediction(target.path):
-            self.recorder.prediction(deployment, request_id=rid, method=scope["method"], path=upstream_path,
+            await self.recorder.prediction(deployment, request_id=rid, method=scope["method"], path=upstream_path,
                                  headers=forwarded, body=body, content_type=content_type, response=response,
                                  latency_s=upstream_s)  # fmt: skip
         headers = [(n, v) for n, v in response.headers if n not in _DROP_RESPONSE]

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from legion.feedback import records
-from legion.feedback.buffer import DiskBuffer, Position
+from legion.feedback import entries, records
+from legion.feedback.buffer import HEAD, DiskBuffer, Position, frame
 from legion.feedback.log import FanOutSink, PredictionLog
-from legion.feedback.records import Encoded, Place, decode_line, encode
+from legion.feedback.records import Encoded, decode_line, encode
 from legion.feedback.shipper import NICENESS, Shipper
 from legion.feedback.sinks import LocalSink, Sink, layout_path
 from tests.support.server import wait_until
@@ -59,7 +59,13 @@ def test_a_record_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> N
     assert got[1].value() == big
     buffer.close()
     sizes = sorted(p.stat().st_size for p in (tmp_path / "segments").iterdir())
-    assert sizes[-1] == len(records.to_line(encode(big))), "the big record alone in its segment"
+    assert sizes[-1] == len(frame(entries.record(big))), "the big record alone in its segment"
+    again, seen = DiskBuffer(tmp_path, segment_bytes=200), []
+    for _ in range(6):  # reads of at most 100 bytes, unless an entry is larger
+        got, position = again.read(max_bytes=100)
+        seen += [r.value()["request_id"] for r in got]
+        again.commit(position)
+    assert seen == ["r1", "big", "r2"]
 
 
 def test_the_shipper_process_runs_below_the_serving_process(tmp_path: Path) -> None:
@@ -74,8 +80,8 @@ def test_the_shipper_process_runs_below_the_serving_process(tmp_path: Path) -> N
 
 
 def test_a_full_buffer_drops_new_records_and_counts_them(tmp_path: Path) -> None:
-    line = len(records.to_line(encode(record(0))))
-    buffer = DiskBuffer(tmp_path, max_bytes=3 * line)
+    size = len(frame(entries.record(record(0))))
+    buffer = DiskBuffer(tmp_path, max_bytes=3 * size)
     assert [buffer.append(record(i)) for i in range(5)] == [True, True, True, False, False]
     assert buffer.dropped == 2
     got, position = buffer.read()
@@ -95,47 +101,92 @@ def test_the_local_sink_uses_legions_layout(tmp_path: Path) -> None:
     assert [r["request_id"] for r in sunk(tmp_path)] == ["r2", "r1"]
 
 
-def test_a_buffer_line_is_the_place_then_the_record_and_reads_without_parsing(tmp_path: Path) -> None:
+def test_segments_of_lines_from_before_entries_are_still_delivered(tmp_path: Path) -> None:
+    (tmp_path / "segments").mkdir()
     made = encode(record(1))
-    assert made.place == Place("response_body", "census", "1.0", "2026-11-25T13")
-    line = records.to_line(made)
-    assert line == b'["response_body","census","1.0","2026-11-25T13"]\t' + made.json + b"\n"
+    line = b'["response_body","census","1.0","2026-11-25T13"]\t' + made.json + b"\n"
     assert decode_line(line[:-1]) == made
-    assert made.value() == record(1)
-    assert decode_line(made.json) == made, "a line from before places: parsed to find its place"
-    for cut in (line[: len(line) // 2], b'["response_body","census"]\t{}', b"[1,2,3,4]\t{}"):
+    assert decode_line(encode(record(2)).json) == encode(record(2)), "a line from before places: parsed for it"
+    cut = line[: len(line) // 2]
+    (tmp_path / "segments" / "0000000004.jsonl").write_bytes(line + cut + b"\n" + encode(record(2)).json + b"\n")
+    buffer = DiskBuffer(tmp_path)
+    buffer.append(record(3))
+    got, position = buffer.read()
+    assert [r.value()["request_id"] for r in got] == ["r1", "r2", "r3"], "the cut line skipped, in order"
+    buffer.commit(position)
+    assert [p.name for p in (tmp_path / "segments").iterdir()] == ["0000000005.log"]
+    for broken in (cut, b'["response_body","census"]\t{}', b"[1,2,3,4]\t{}"):
         with pytest.raises(ValueError):
-            decode_line(cut)
+            decode_line(broken)
 
 
-def test_the_request_path_makes_the_same_records_as_the_record_functions() -> None:
-    fields: dict[str, Any] = {
-        "request_id": "r1", "model_name": "census", "model_version": "", "endpoint": "default", "method": "POST",
-        "path": "/api/model/invoke", "request_body": {"columns": ["a"], "data": [[1]]}, "status": 200,
-        "latency_s": 0.01, "deployment": "census",
-    }  # fmt: skip
-    headers = [(b"content-type", b"application/json"), (b"Authorization", b"Bearer secret"), (b"host", b"h")]
-    lines = records.prediction_lines(**fields, headers=headers, response_body={"prediction": [[0.9]]})
-    exchange, answer = (decode_line(line) for line in lines.splitlines())
-    time = exchange.value()["time"]
-    assert exchange == encode(records.request_response(**fields, headers={"content-type": "application/json",
-                                                                          "host": "h"}, time=time))  # fmt: skip
-    body = {k: fields[k] for k in ("request_id", "model_name", "model_version", "deployment")}
-    assert answer == encode(records.response_body(**body, body={"prediction": [[0.9]]}, time=time))
-    assert exchange.place == Place("request_response", "census", "unknown", time[:13])
-
-
-def test_a_cut_line_is_skipped_and_the_rest_delivered(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda f: f[:-20],  # cut by a crash
+        lambda f: f[: HEAD.size - 3],  # cut inside its head
+        lambda f: f[:-1] + bytes([f[-1] ^ 1]),  # a flipped bit: the checksum fails
+        lambda f: bytes(len(f)),  # zeros (a machine crash can leave them)
+    ],
+    ids=["cut", "cut-head", "checksum", "zeros"],
+)
+def test_a_damaged_frame_ends_its_segment_and_the_rest_is_delivered(tmp_path: Path, damage: Any) -> None:
     buffer = DiskBuffer(tmp_path)
     buffer.append(record(1))
     buffer.close()
     segment = next((tmp_path / "segments").iterdir())
-    with segment.open("ab") as file:  # a crash in the middle of a write
-        file.write(records.to_line(encode(record(2)))[:-20] + b"\n")
-    again = DiskBuffer(tmp_path)
+    with segment.open("ab") as file:
+        file.write(damage(frame(entries.record(record(2)))))
+    again = DiskBuffer(tmp_path)  # the restarted writer: a new segment
     again.append(record(3))
-    got, _ = again.read()
+    got, position = again.read()
     assert [r.value()["request_id"] for r in got] == ["r1", "r3"]
+    again.commit(position)
+    assert again.read()[0] == [] and again.pending_bytes == 0
+
+
+def test_a_frame_still_being_written_is_waited_for(tmp_path: Path) -> None:
+    buffer = DiskBuffer(tmp_path)
+    buffer.append(record(1))
+    shipper_view = DiskBuffer(tmp_path, write=False)
+    whole = frame(entries.record(record(2)))
+    segment = next((tmp_path / "segments").iterdir())
+    with segment.open("ab", buffering=0) as file:
+        file.write(whole[:25])
+        got, position = shipper_view.read()
+        assert [r.value()["request_id"] for r in got] == ["r1"]
+        shipper_view.commit(position)
+        file.write(whole[25:])
+    got, _ = shipper_view.read()
+    assert [r.value()["request_id"] for r in got] == ["r2"]
+
+
+FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from legion.feedback import records
+from legion.feedback.buffer import DiskBuffer
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit a write is cut short, then fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # a disk with 1000 bytes left for each file
+buffer = DiskBuffer(Path(sys.argv[1]))
+for i in range(40):
+    made = records.response_body(request_id=f"r{i}", model_name="m", model_version="1", body=["x" * 50])
+    try:
+        print(i, buffer.append(made), flush=True)
+    except OSError:
+        print(i, "error", flush=True)
+"""
+
+
+def test_a_write_cut_short_by_a_full_disk_drops_that_record_only(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, check=True)
+    said = dict(line.split() for line in done.stdout.splitlines())
+    kept = [f"r{i}" for i, answer in said.items() if answer == "True"]
+    assert "False" in said.values(), "a frame was cut short"
+    assert len(kept) > 20, "the writer went on in a new segment"
+    got, _ = DiskBuffer(tmp_path, write=False).read()
+    assert [r.value()["request_id"] for r in got] == kept, "every record it kept; the cut ones skipped"
 
 
 class FlakySink:

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 
-from legion.gateway.predictions import decode
 from tests.gateway.conftest import (
     GatewayProcess,
     bearer,
@@ -171,20 +169,3 @@ def test_a_killed_gateway_loses_no_record_of_an_answered_request(tmp_path: Path,
         wait_until(all_delivered, 60, "every answered request's record in the sink", interval_s=0.2)
     finally:
         restarted.stop()
-
-
-def test_bodies_enter_records_as_json_whatever_their_shape() -> None:
-    """A body the model took or wrote (200) goes in as it is unless it spans lines; others are parsed or kept as
-    text; either way the record line is one valid JSON line with the same value."""
-    cases = [
-        (b'{"a": [1, 2]}', b"application/json", True, {"a": [1, 2]}),
-        (b'{\n  "a": [1, 2]\n}', b"application/json; charset=utf-8", True, {"a": [1, 2]}),  # pretty-printed
-        (b"{oops", b"application/json", False, "{oops"),  # refused by the model: kept as text
-        (b"a,b\n1,2\n", b"text/csv", True, "a,b\n1,2\n"),
-        (b"\xff\xfe", b"application/octet-stream", True, "\xff\xfe"),
-        (b"", b"application/json", True, None),
-    ]
-    for body, content_type, valid, value in cases:
-        line = orjson.dumps({"request_content": decode(body, content_type, valid=valid)})
-        assert b"\n" not in line
-        assert orjson.loads(line) == {"request_content": value}
