@@ -160,9 +160,13 @@ class DiskBuffer:
         """Bytes appended and not yet delivered."""
         return self._pending_bytes
 
-    def read(self, max_records: int = 1000, max_bytes: int = 16 << 20) -> tuple[list[Encoded], Position]:
+    def read(self, max_records: int = 1000, max_bytes: int = 1 << 20) -> tuple[list[Encoded], Position]:
         """Records from the cursor on (complete entries only, about ``max_records`` of them: a prediction's two
-        come together) and the position after them; nothing moves yet."""
+        come together; from at most ``max_bytes`` of each segment, unless one entry is larger) and the position
+        after them; nothing moves yet.
+
+        ``max_bytes`` is about what ``max_records`` take (a prediction's entry is 1-2 KB): a shipper behind by a
+        hundred megabytes must not read 16 of them each time to take 1."""
         records: list[Encoded] = []
         position = self._cursor
         while len(records) < max_records:
