@@ -160,13 +160,12 @@ class DiskBuffer:
         """Bytes appended and not yet delivered."""
         return self._pending_bytes
 
-    def read(self, max_records: int = 1000, max_bytes: int = 1 << 20) -> tuple[list[Encoded], Position]:
+    def read(self, max_records: int = 1000, chunk_bytes: int = 1 << 20) -> tuple[list[Encoded], Position]:
         """Records from the cursor on (complete entries only, about ``max_records`` of them: a prediction's two
-        come together; from at most ``max_bytes`` of each segment, unless one entry is larger) and the position
-        after them; nothing moves yet.
+        come together) and the position after them; nothing moves yet.
 
-        ``max_bytes`` is about what ``max_records`` take (a prediction's entry is 1-2 KB): a shipper behind by a
-        hundred megabytes must not read 16 of them each time to take 1."""
+        Segments are read ``chunk_bytes`` at a time (more when one entry is larger), so a shipper behind by a
+        hundred megabytes reads about what it delivers."""
         records: list[Encoded] = []
         position = self._cursor
         while len(records) < max_records:
@@ -174,11 +173,13 @@ class DiskBuffer:
             finished = position.segment < (self._active if self.writing else max(self._segment_numbers(), default=0))
             path = self._path(position.segment)
             lines = position.segment in self._line_segments
-            chunk = _read(path, position.offset, max_bytes, frames=not lines)
+            chunk = _read(path, position.offset, chunk_bytes, frames=not lines)
             used, broken = (_lines if lines else _frames)(chunk, records, max_records, path.name)
             position = Position(position.segment, position.offset + used)
-            if not broken and (len(records) >= max_records or len(chunk) >= max_bytes):
+            if not broken and len(records) >= max_records:
                 break  # more in this segment than asked for
+            if not broken and len(chunk) >= chunk_bytes:
+                continue  # the segment goes on after this chunk
             if not finished:
                 break  # the segment being written when it was read: the rest comes later
             if used < len(chunk):
@@ -247,13 +248,13 @@ class DiskBuffer:
             return Position(numbers[0] if numbers else 0, 0)
 
 
-def _read(path: Path, offset: int, max_bytes: int, *, frames: bool) -> bytes:
-    """Up to ``max_bytes`` of ``path`` from ``offset`` (more when the frame there is larger: a big record)."""
+def _read(path: Path, offset: int, size: int, *, frames: bool) -> bytes:
+    """Up to ``size`` bytes of ``path`` from ``offset`` (more when the frame there is larger: a big record)."""
     try:
         with path.open("rb") as file:
             file.seek(offset)
-            chunk = file.read(max_bytes)
-            if frames and len(chunk) == max_bytes and len(chunk) >= HEAD.size:
+            chunk = file.read(size)
+            if frames and len(chunk) == size and len(chunk) >= HEAD.size:
                 chunk += file.read(max(HEAD.size + HEAD.unpack_from(chunk)[1] - len(chunk), 0))
             return chunk
     except FileNotFoundError:

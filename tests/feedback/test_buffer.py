@@ -60,12 +60,10 @@ def test_a_record_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> N
     buffer.close()
     sizes = sorted(p.stat().st_size for p in (tmp_path / "segments").iterdir())
     assert sizes[-1] == len(frame(entries.record(big))), "the big record alone in its segment"
-    again, seen = DiskBuffer(tmp_path, segment_bytes=200), []
-    for _ in range(6):  # reads of at most 100 bytes, unless an entry is larger
-        got, position = again.read(max_bytes=100)
-        seen += [r.value()["request_id"] for r in got]
-        again.commit(position)
-    assert seen == ["r1", "big", "r2"]
+    again = DiskBuffer(tmp_path, segment_bytes=200)
+    got, _ = again.read(chunk_bytes=100)  # read 100 bytes at a time, unless an entry is larger
+    assert [r.value()["request_id"] for r in got] == ["r1", "big", "r2"]
+    assert [r.value()["request_id"] for r in again.read(max_records=1, chunk_bytes=100)[0]] == ["r1"]
 
 
 def test_the_shipper_process_runs_below_the_serving_process(tmp_path: Path) -> None:
