@@ -71,3 +71,16 @@ async def test_a_full_buffer_drops_and_counts_without_failing_the_calls(tmp_path
         assert (recorder.dropped, recorder.log.buffer.dropped) == (4, 8), "predictions, records"
     finally:
         await recorder.close()
+
+
+async def test_the_entry_of_a_call_cancelled_while_it_yielded_is_written_on_close(tmp_path: Path) -> None:
+    recorder = await opened(tmp_path)
+    task = asyncio.create_task(call(recorder, 1))
+    await asyncio.sleep(0)  # the call added its entry and yields
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    buffer = recorder.log.buffer
+    assert buffer.appended == 0
+    await recorder.close()
+    assert buffer.appended == 2
