@@ -11,8 +11,9 @@ A frame is a 9-byte head, ``L``, the entry's length and its CRC-32 (both 4 bytes
 
 Why it is shaped this way:
 
-- ``append`` is one ``write`` of a frame to an open file: a few microseconds, no fsync, no lock held across I/O
-  that could block the caller for long. The frame is in the kernel once ``append`` returns, so a crash of the
+- ``append`` is one ``write`` of its frames (the gateway's predictions of one turn of its event loop together)
+  to an open file: a few microseconds, no fsync, no lock held across I/O that could block the caller for long.
+  The frames are in the kernel once ``append`` returns, so a crash of the
   process (kill -9) loses nothing appended; a crash of the machine may lose the last moments. (Copying into a
   shared mapping of the segment instead measured the same in the running gateway, 5-7 us either way, so the
   simpler ``write`` stays.)
@@ -178,7 +179,7 @@ class DiskBuffer:
             position = Position(position.segment, position.offset + used)
             if not broken and len(records) >= max_records:
                 break  # more in this segment than asked for
-            if not broken and len(chunk) >= chunk_bytes:
+            if not broken and used and len(chunk) >= chunk_bytes:
                 continue  # the segment goes on after this chunk
             if not finished:
                 break  # the segment being written when it was read: the rest comes later
@@ -249,13 +250,18 @@ class DiskBuffer:
 
 
 def _read(path: Path, offset: int, size: int, *, frames: bool) -> bytes:
-    """Up to ``size`` bytes of ``path`` from ``offset`` (more when the frame there is larger: a big record)."""
+    """Up to ``size`` bytes of ``path`` from ``offset`` (more when the frame or line there is larger: a big
+    record)."""
     try:
         with path.open("rb") as file:
             file.seek(offset)
             chunk = file.read(size)
-            if frames and len(chunk) == size and len(chunk) >= HEAD.size:
+            if len(chunk) < size:
+                return chunk
+            if frames and len(chunk) >= HEAD.size:
                 chunk += file.read(max(HEAD.size + HEAD.unpack_from(chunk)[1] - len(chunk), 0))
+            elif not frames and b"\n" not in chunk:
+                chunk += file.readline()
             return chunk
     except FileNotFoundError:
         return b""

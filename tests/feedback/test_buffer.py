@@ -109,6 +109,7 @@ def test_segments_of_lines_from_before_entries_are_still_delivered(tmp_path: Pat
     (tmp_path / "segments" / "0000000004.jsonl").write_bytes(line + cut + b"\n" + encode(record(2)).json + b"\n")
     buffer = DiskBuffer(tmp_path)
     buffer.append(record(3))
+    assert [r.value()["request_id"] for r in buffer.read(chunk_bytes=20)[0]] == ["r1", "r2", "r3"], "lines > chunks"
     got, position = buffer.read()
     assert [r.value()["request_id"] for r in got] == ["r1", "r2", "r3"], "the cut line skipped, in order"
     buffer.commit(position)
