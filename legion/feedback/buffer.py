@@ -36,7 +36,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -110,11 +110,12 @@ class DiskBuffer:
 
     def append(self, *records: Mapping[str, Any]) -> bool:
         """Add records in one write; False (and all counted in ``dropped``) when the buffer is full."""
-        return self.append_frames(b"".join(frame(entries.record(r)) for r in records), len(records))
+        return self.append_entries([entries.record(r) for r in records], len(records))
 
-    def append_frames(self, frames: bytes, count: int) -> bool:
-        """Write ``frames`` (``frame``) that hold ``count`` records; False (counted in ``dropped``) when the
-        buffer is full. Raises ``OSError`` when the write failed (then nothing was written)."""
+    def append_entries(self, batch: Sequence[bytes], count: int) -> bool:
+        """Write entries (``entries``) that hold ``count`` records, framed, in one write; False (counted in
+        ``dropped``) when the buffer is full. Raises ``OSError`` when the write failed (then nothing was written)."""
+        frames = b"".join(map(frame, batch))
         with self._lock:
             if self._pending_bytes + len(frames) > self.max_bytes and self._recount() + len(frames) > self.max_bytes:
                 self.dropped += count

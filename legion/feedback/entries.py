@@ -37,6 +37,8 @@ MARSHAL_VERSION: Final = 2
 it wrote (a third faster for an entry, measured: 0.8 against 1.2 us)."""
 
 _JSON_TYPES: Final = (b"application/json", b"text/json")
+SAID_HEADERS: Final = frozenset({b"model-name", b"model-version", b"model-endpoint", b"content-type"})
+"""What a replica's answer says about itself (its model, version, endpoint and body type): all an entry keeps."""
 
 
 def record(made: Mapping[str, Any]) -> bytes:
@@ -57,13 +59,13 @@ def prediction(
     content_type: bytes,
     status: int,
     latency_s: float,
-    said: list[tuple[bytes, bytes]],
+    answer_headers: Iterable[tuple[bytes, bytes]],
     answer: bytes,
 ) -> bytes:
     """The entry for a model call (on the request path: no decoding, no JSON). ``model`` is the deployment's model
-    name and version, used where the replica's answer does not say them (``said``: its ``model-name``,
-    ``model-version``, ``model-endpoint`` and ``content-type`` headers, names lower-cased)."""
+    name and version, used where the replica's answer (``answer_headers``, names lower-cased) does not say them."""
     public = [pair for pair in headers if pair[0].lower() not in records.SECRET_HEADER_NAMES]
+    said = [pair for pair in answer_headers if pair[0] in SAID_HEADERS]
     return marshal.dumps(
         (PREDICTION, time.time_ns(), request_id, deployment, *model, method, path, public, body, content_type,
          status, latency_s, said, answer),

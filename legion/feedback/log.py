@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from legion.feedback import records
-from legion.feedback.buffer import DiskBuffer, frame
+from legion.feedback.buffer import DiskBuffer
 from legion.feedback.records import Encoded
 from legion.feedback.shipper import ship_forever
 from legion.feedback.sinks import Sink
@@ -92,7 +92,7 @@ class PredictionLog:
     def predictions(self, batch: Sequence[bytes]) -> bool:
         """Append predictions (``entries.prediction``: the shipper makes their ``request_response`` and
         ``response_body`` records) in one write; False when the buffer was full."""
-        return self.buffer.append_frames(b"".join(map(frame, batch)), 2 * len(batch))
+        return self.buffer.append_entries(batch, 2 * len(batch))
 
     def feedback(self, *, request_id: str, deployment: str, model: tuple[str, str] | None, payload: Any) -> bool:
         """Append a ``feedback`` record; False when the buffer was full."""

@@ -140,8 +140,8 @@ class Place(NamedTuple):
 
 
 class Encoded(NamedTuple):
-    """A record as the buffer keeps it and the sinks write it: its place and its JSON (one object, no newline).
-    (A tuple: one is made per record on the gateway's request path.)"""
+    """A record as the sinks write it: its place and its JSON (one object, no newline). (A tuple: the shipper
+    makes one per record.)"""
 
     place: Place
     json: bytes

@@ -46,12 +46,12 @@ def layout_path(place: Place, writer: int) -> str:
     )
 
 
-def grouped(records: Sequence[Encoded], writer: int) -> dict[str, list[bytes]]:
-    """The records' JSON lines by layout path."""
+def grouped(records: Sequence[Encoded], writer: int) -> dict[str, bytes]:
+    """The records as JSON lines, by layout path."""
     lines: dict[str, list[bytes]] = defaultdict(list)
     for record in records:
         lines[layout_path(record.place, writer)].append(record.json)
-    return lines
+    return {key: b"\n".join(found) + b"\n" for key, found in lines.items()}
 
 
 class LocalSink:
@@ -64,12 +64,12 @@ class LocalSink:
         self.writer = writer
 
     def deliver(self, records: Sequence[Encoded]) -> None:
-        for key, lines in grouped(records, self.writer).items():
+        for key, content in grouped(records, self.writer).items():
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(descriptor, b"\n".join(lines) + b"\n")
+                os.write(descriptor, content)
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
@@ -110,10 +110,10 @@ class S3Sink:
 
     def deliver(self, records: Sequence[Encoded]) -> None:
         batch = time.time_ns()
-        for key, lines in grouped(records, self.writer).items():
+        for key, content in grouped(records, self.writer).items():
             name = key.removesuffix(f"_{self.writer}.json") + f"_{self.writer}-{batch}.json"
             self.client.put_object(
-                Bucket=self.bucket, Key=f"{self.prefix}/{name}" if self.prefix else name, Body=b"\n".join(lines) + b"\n"
+                Bucket=self.bucket, Key=f"{self.prefix}/{name}" if self.prefix else name, Body=content
             )
 
 

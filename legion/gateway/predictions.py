@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 PREDICTION_WORDS: Final = frozenset({b"invoke", b"batch", b"infer", b"invocations", b"predict"})
 RECORDS_PATH: Final = "/api/v1/feedback/records"
-# what the replica's answer says about itself (Model-Name/Version/Endpoint, the body's type), read in one pass
-_SAID: Final = frozenset({b"model-name", b"model-version", b"model-endpoint", b"content-type"})
 
 
 def is_prediction(path: bytes) -> bool:
@@ -168,7 +166,7 @@ class PredictionRecorder:
                 request_id=request_id, deployment=deployment.id,
                 model=(deployment.model_name or "", deployment.model_version or ""), method=method, path=path,
                 headers=headers, body=body, content_type=content_type, status=response.status, latency_s=latency_s,
-                said=[pair for pair in response.headers if pair[0] in _SAID], answer=response.body,
+                answer_headers=response.headers, answer=response.body,
             )  # fmt: skip
         except Exception as exc:
             self._drop(1, exc)

@@ -14,7 +14,7 @@ from legion.feedback.records import Encoded, Place, encode
 CALL: dict[str, Any] = {
     "request_id": b"r1", "deployment": "census", "model": ("census", "1.0"), "method": "POST",
     "path": b"/api/model/invoke", "body": b'{"columns": ["a"], "data": [[1]]}', "content_type": b"application/json",
-    "status": 200, "latency_s": 0.01, "said": [(b"content-type", b"application/json")],
+    "status": 200, "latency_s": 0.01, "answer_headers": [(b"content-type", b"application/json")],
     "answer": b'{"prediction": [[0.9]]}',
 }  # fmt: skip
 
@@ -43,7 +43,7 @@ def test_a_prediction_entry_makes_the_same_records_as_the_record_functions() -> 
 
 def test_what_the_replica_says_about_its_model_wins_over_the_deployment() -> None:
     said = [(b"model-name", b"census"), (b"model-version", b"2.0"), (b"model-endpoint", b"proba")]
-    exchange, answer = entries.expand(entries.prediction(**{**CALL, "said": said}, headers=[]))
+    exchange, answer = entries.expand(entries.prediction(**{**CALL, "answer_headers": said}, headers=[]))
     assert (exchange.place.model_version, answer.place.model_version) == ("2.0", "2.0")
     assert exchange.value()["model_endpoint"] == "proba"
     assert answer.value()["response_content"] == '{"prediction": [[0.9]]}', "no JSON content type: kept as text"
