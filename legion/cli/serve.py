@@ -30,7 +30,7 @@ def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--workers", default=1, show_default=True, help="Worker processes (SO_REUSEPORT).")
 @click.option("--max-batch-size", default=64, show_default=True, help="Most requests merged per model call.")
 @click.option("--max-batch-wait", default=0.01, show_default=True, help="Most seconds a batch gathers arrivals.")
-@click.option("--batch-linger", type=float, default=None, help="Seconds a small batch waits for more [default: 0.002].")
+@click.option("--batch-linger", type=float, default=None, help="Seconds a small batch waits for more [default: 0.005].")
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
 @click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")

@@ -16,6 +16,12 @@ as the previous batch (then it goes at once), no request arrived for ``linger_s`
 ``max_wait_s``. A lone request after a lone request never lingers; when the load drops, one batch lingers once
 and the next one no longer expects more.
 
+How long to linger: long enough for a relayed request that was held up because the proxy or the client lost its
+core for a moment. On two cores shared by wrk, the gateway, its prediction-log shipper and the model server
+(benchmarks/gateway.py at c32), 2 ms let 2-6 % of batches go out with a handful of rows, mostly one, each
+costing a whole model call (about 5 ms for the census pipeline): 30.7-31.6 rows a call behind the gateway. 5 ms
+brought those batches to about 1 % and the rows to 31.7-32.0 a call, with or without prediction logging.
+
 The model is called on the event loop's thread: the census pipeline spends most of its call in Python holding
 the GIL, so a worker thread would add hand-offs without adding parallelism (measured in benchmarks/serve.py).
 

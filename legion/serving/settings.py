@@ -28,11 +28,11 @@ class ServerSettings(LegionSettings):
     """Longest a batch keeps gathering requests that are still arriving. A batch goes to the model as soon as
     a turn of the event loop brings no new request, so a lone request is never held back by this; 0 turns
     gathering off (requests then merge only while the model is busy)."""
-    batch_linger_s: float = Field(default=0.002, ge=0.0, le=0.1)
+    batch_linger_s: float = Field(default=0.005, ge=0.0, le=0.1)
     """Under concurrency (the previous batch merged several requests), how long a smaller batch waits for the
     next request before it goes to the model; each arrival waits again, up to ``max_batch_wait_s``. Keeps
     batches full behind a proxy that relays requests one after the other (``LEGION_BATCH_LINGER_S``); 0 turns
-    it off."""
+    it off. Long enough to ride out a proxy that loses its core for a time slice (``serving.batching``)."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)
