@@ -107,15 +107,7 @@ def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
         status=status, latency_s=latency_s,
     )  # fmt: skip
     output = records.response_body(**common, body=decode(answer, said.get(b"content-type", b""), valid=valid))
-    places = _places(common["model_name"], common["model_version"], stamp[:13])
-    return [Encoded(places[0], _dumps(exchange)), Encoded(places[1], _dumps(output))]
-
-
-@lru_cache(maxsize=1024)
-def _places(model_name: str, model_version: str, hour: str) -> tuple[Place, Place]:
-    """A prediction's two places (what ``records.place_of`` would find, without looking at the records)."""
-    name, version = model_name or "unknown", model_version or "unknown"
-    return Place(records.REQUEST_RESPONSE, name, version, hour), Place(records.RESPONSE_BODY, name, version, hour)
+    return [Encoded(records.place_of(exchange), _dumps(exchange)), Encoded(records.place_of(output), _dumps(output))]
 
 
 def _dumps(record: dict[str, Any]) -> bytes:
