@@ -94,7 +94,9 @@ def create_app(
     authenticator, jwks = make_authenticator(settings, watcher)
     background = () if jwks is None else (jwks.run,)
     closing = (routing.close,) if jwks is None else (routing.close, jwks.close)
-    recorder = PredictionRecorder.open(settings) if settings.prediction_log else None
+    recorder = None
+    if settings.prediction_log:
+        recorder = PredictionRecorder.open(settings, on_drop=metrics.prediction_log_dropped.inc)
     if recorder is not None:
         closing = (*closing, recorder.close)
     if feedback is None:

@@ -54,6 +54,11 @@ class GatewayMetrics:
             "legion_gateway_mirror_requests", "Mirrored copies by outcome (2xx..5xx, failed, dropped, unavailable).",
             ("deployment", "outcome"), registry=self.registry,
         )  # fmt: skip
+        self.prediction_log_dropped = Counter(
+            "legion_gateway_prediction_log_dropped",
+            "Predictions answered without their records: the prediction log's buffer was full or unwritable.",
+            registry=self.registry,
+        )  # fmt: skip
         self.routing_updates = Counter(
             "legion_gateway_routing_updates", "Routing tables installed.", registry=self.registry
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import httpx
@@ -129,17 +129,19 @@ def make_sink(settings: GatewaySettings, writer: int) -> Sink:
 class PredictionRecorder:
     """Turns a model call and its answer into records in ``log``; also the gateway's ``FeedbackSink``."""
 
-    def __init__(self, log: PredictionLog) -> None:
+    def __init__(self, log: PredictionLog, on_drop: Callable[[int], object] | None = None) -> None:
+        """``on_drop(n)`` is told of every ``n`` predictions dropped (the gateway counts them in its metrics)."""
         self.log = log
+        self.on_drop = on_drop
         self.dropped = 0
         self._entries: list[bytes] = []
 
     @classmethod
-    def open(cls, settings: GatewaySettings) -> PredictionRecorder:
+    def open(cls, settings: GatewaySettings, on_drop: Callable[[int], object] | None = None) -> PredictionRecorder:
         return cls(PredictionLog.open(
             settings.log_buffer_dir.expanduser(), functools.partial(make_sink, settings),
             max_bytes=settings.log_buffer_max_bytes,
-        ))  # fmt: skip
+        ), on_drop)  # fmt: skip
 
     async def prediction(
         self,
@@ -189,8 +191,11 @@ class PredictionRecorder:
     def _drop(self, count: int, error: Exception | None = None) -> None:
         if not self.dropped:
             reason = "the buffer is full" if error is None else "they could not be written"
-            log.error("dropping prediction records (%s), and counting the next ones", reason, exc_info=error)
+            log.error("dropping prediction records (%s); legion_gateway_prediction_log_dropped_total counts them",
+                      reason, exc_info=error)  # fmt: skip
         self.dropped += count
+        if self.on_drop is not None:
+            self.on_drop(count)
 
     async def record(self, record: FeedbackRecord) -> None:
         """The gateway's ``FeedbackSink``: the feedback record goes into the same buffer; a full one is a 503."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gateway.conftest import (
     GatewayProcess,
@@ -115,6 +117,29 @@ def test_feedback_without_a_request_id_or_json_is_refused(tmp_path: Path, toy_re
     assert not_json.status_code == 400 and "JSON" in not_json.json()["error"]
     assert unknown.status_code == 404
     assert sink_records(gateway.logs / "sink") == []
+
+
+def test_a_full_buffer_answers_predictions_and_counts_those_it_could_not_log(
+    tmp_path: Path, toy_replica: ServerProcess
+) -> None:
+    """The sink is unreachable and the buffer holds 1 MiB (the least it may): three calls of 300 kB fit, the next
+    two are answered all the same and counted in ``/metrics``."""
+    routing = tmp_path / "routing.json"
+    write_routing(routing, snapshot([deployment("toy", [toy_replica.url], ("toy", "1"))]))
+    with socket.socket() as closed:  # bound, never listening: Fluentd's port refuses every connection
+        closed.bind(("127.0.0.1", 0))
+        env = {"LEGION_GATEWAY_LOG_SINK": "fluentd", "LEGION_GATEWAY_LOG_FLUENTD_PORT": str(closed.getsockname()[1]),
+               "LEGION_GATEWAY_LOG_BUFFER_MAX_BYTES": str(1 << 20)}  # fmt: skip
+        with gateway_process(routing, env=env) as gateway:
+            padded = {**BODY, "note": "x" * 300_000}
+            headers = bearer(token(("toy", "1")))
+            codes = [httpx.post(f"{gateway.url}/model/toy/api/model/invoke", json=padded, headers=headers).status_code
+                     for _ in range(5)]  # fmt: skip
+            metrics = httpx.get(f"{gateway.url}/metrics").text
+    assert codes == [codes[0]] * 5 and codes[0] < 500, "the replica's answer every time, logged or not"
+    dropped = {sample.name: sample.value for family in text_string_to_metric_families(metrics)
+               for sample in family.samples}["legion_gateway_prediction_log_dropped_total"]  # fmt: skip
+    assert dropped == 2
 
 
 REQUESTS = 10_000
