@@ -13,8 +13,8 @@ checked to answer a real prediction), then measures requests of one real row on 
 - the alternatives, to choose by the numbers: the gateway without its access log; with two workers; HAProxy
   (Debian's ``haproxy``, 2.5 or later) configured from the same routing table by ``_haproxy.haproxy_config``,
   checking the HS256 token with its ``jwt_verify`` (skipped, with the reason printed, when it is missing);
-- with ``--baseline DIR``: the gateway of another checkout (``DIR`` put first on ``PYTHONPATH``), e.g. ``main``
-  before a change, for an A/B within the same run;
+- with ``--baseline DIR`` (repeatable): the gateway of another checkout (``DIR`` put first on ``PYTHONPATH``),
+  e.g. ``main`` before a change, for an A/B within the same run;
 - in process, the two upstream clients the gateway could use, each calling the model server one request at a
   time: httpx's ``AsyncClient`` and the gateway's own ``UpstreamPool`` (p50 per call).
 
@@ -101,7 +101,7 @@ class RunSettings:
     warmup_s: float
     rounds: int
     calls: int
-    baseline: Path | None = None
+    baselines: tuple[Path, ...] = ()
     startup_deadline_s: float = 180.0
     serve_env: tuple[tuple[str, str], ...] = ()
     """Variables for the model server (``LEGION_SERVE_*`` settings to compare across runs)."""
@@ -468,11 +468,11 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
          "legion gateway, 2 workers (SO_REUSEPORT), access log, prediction log"),
     ]  # fmt: skip
     gateways = [gateway for gateway in gateways if settings.wants(gateway[0])]
-    if settings.baseline is not None:
-        src = str(settings.baseline.resolve())
-        gateways.append((f"gateway @ {settings.baseline.name}", [sys.executable, "-m", "legion"], (),
+    for baseline in settings.baselines:
+        src, name = str(baseline.resolve()), f"gateway @ {baseline.name}"
+        gateways.append((name, [sys.executable, "-m", "legion"], logs(name),
                          {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))},
-                         f"legion gateway from {src}, 1 worker, access log"))  # fmt: skip
+                         f"legion gateway from {src}, 1 worker, access log, prediction log"))  # fmt: skip
     for name, argv, extra, env, setup in gateways:
         try:
             server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)
@@ -540,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, help="seconds per measured wrk run (default 3)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
-    parser.add_argument("--baseline", type=Path, help="also measure the gateway of this checkout (e.g. main)")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="also measure the gateway of this checkout, e.g. main (repeatable)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="short runs: a smoke test, not a measurement")
     parser.add_argument("--serve-env", action="append", default=[], metavar="NAME=VALUE",
                         help="a variable for the model server, e.g. LEGION_BATCH_LINGER_S=0")  # fmt: skip
@@ -553,12 +554,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--serve-env takes NAME=VALUE")
     settings = RunSettings(
         duration_s=args.duration or (1.0 if args.quick else 3.0), warmup_s=1.0,
-        rounds=args.rounds or (1 if args.quick else 5), calls=300 if args.quick else 2000, baseline=args.baseline,
+        rounds=args.rounds or (1 if args.quick else 5), calls=300 if args.quick else 2000,
+        baselines=tuple(args.baseline),
         serve_env=tuple(tuple(item.split("=", 1)) for item in args.serve_env), only=frozenset(args.only),
         concurrency=tuple(sorted(set(args.concurrency))) or CONCURRENCY,
     )  # fmt: skip
-    if settings.baseline is not None and not (settings.baseline / "legion" / "__init__.py").exists():
-        parser.error(f"--baseline {settings.baseline}: no legion package there")
+    for baseline in settings.baselines:
+        if not (baseline / "legion" / "__init__.py").exists():
+            parser.error(f"--baseline {baseline}: no legion package there")
+    if len({b.name for b in settings.baselines}) < len(settings.baselines):
+        parser.error("--baseline: give checkouts whose directories have different names (they name the variants)")
     console = Console(width=max(Console().width, 150))
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     started_at = datetime.now(UTC)
@@ -582,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "gateway", "started_at": started_at.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
         "settings": {"duration_s": settings.duration_s, "warmup_s": settings.warmup_s, "rounds": settings.rounds,
                      "rows": 1, "concurrency": list(settings.concurrency), "in_process_calls": settings.calls,
-                     "baseline": str(settings.baseline) if settings.baseline else None},
+                     "baselines": [str(b) for b in settings.baselines]},
         "machine": machine_info(), "versions": package_versions(PACKAGES), "targets_setup": outcome.proxies,
         "summary": [asdict(s) for s in summaries], "runs": [asdict(r) for r in outcome.runs],
         "clients": outcome.clients,
