@@ -97,7 +97,6 @@ def create_app(
     recorder = None
     if settings.prediction_log:
         recorder = PredictionRecorder.open(settings, on_drop=metrics.prediction_log_dropped.inc)
-    if recorder is not None:
         closing = (*closing, recorder.close)
     if feedback is None:
         feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else recorder)
