@@ -35,10 +35,12 @@ import importlib.metadata
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -81,6 +83,15 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """The nearest-rank percentile of already sorted values."""
     index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
     return sorted_values[index]
+
+
+def median_interval(values: Sequence[float], *, confidence: float = 0.95, resamples: int = 5000) -> tuple[float, float]:
+    """A bootstrap interval for the median of ``values`` (resampled with a fixed seed: the same values always give
+    the same interval), to say how far a median over a few noisy rounds can be trusted."""
+    draw = random.Random(0)
+    medians = sorted(statistics.median(draw.choices(values, k=len(values))) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return percentile(medians, tail), percentile(medians, 1 - tail)
 
 
 def time_calls(call: Callable[[], object], *, min_calls: int, min_seconds: float, warmup_calls: int = 20) -> Latency:
