@@ -370,8 +370,8 @@ class Verdict:
     verdict: str
 
 
-def check(summaries: list[Summary], names: list[str], runs: list[Run]) -> list[Verdict]:
-    """The targets, by the medians over the rounds, for every variant."""
+def check(summaries: list[Summary], names: list[str], ratios: list[float]) -> list[Verdict]:
+    """The targets, by the medians over the rounds, for every variant; ``ratios`` are ``logging_ratios``."""
     by = {(s.target, s.concurrency): s for s in summaries}
     verdicts = []
     for name in names:
@@ -387,7 +387,6 @@ def check(summaries: list[Summary], names: list[str], runs: list[Run]) -> list[V
             else:
                 verdicts.append(Verdict(target, f"{value:.3f}{unit}", "PASS" if test(value, limit) else "MISS"))
     target = f"prediction logging, c32: costs ≤ {PREDICTION_LOG_COST:.0%} of req/s (logging on / off)"
-    ratios = logging_ratios(runs)
     if not ratios:
         verdicts.append(Verdict(target, "not measured", "n/a"))
     else:
@@ -583,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     names = [name for name in outcome.proxies if not outcome.proxies[name].startswith(("skipped", "failed"))]
     summaries = summarize(outcome.runs, names)
-    verdicts = check(summaries, [n for n in names if n != DIRECT], outcome.runs)
+    ratios = logging_ratios(outcome.runs)
+    verdicts = check(summaries, [n for n in names if n != DIRECT], ratios)
     report(console, outcome, summaries, verdicts, settings)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"gateway-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
@@ -596,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": [asdict(s) for s in summaries], "runs": [asdict(r) for r in outcome.runs],
         "clients": outcome.clients,
         "targets": [{"target": v.target, "measured": v.measured, "verdict": v.verdict} for v in verdicts],
-        "logging_ratios": logging_ratios(outcome.runs),
+        "logging_ratios": ratios,
     }, indent=2) + "\n", encoding="utf-8")  # fmt: skip
     console.print(f"saved {path.relative_to(REPO)}")
     return 0
