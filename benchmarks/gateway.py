@@ -13,7 +13,8 @@ checked to answer a real prediction), then measures requests of one real row on 
 - the alternatives, to choose by the numbers: the gateway without its access log; with two workers; HAProxy
   (Debian's ``haproxy``, 2.5 or later) configured from the same routing table by ``_haproxy.haproxy_config``,
   checking the HS256 token with its ``jwt_verify`` (skipped, with the reason printed, when it is missing);
-- with ``--baseline DIR`` (repeatable): the gateway of another checkout (``DIR`` put first on ``PYTHONPATH``),
+- with ``--baseline DIR`` (repeatable): the gateway of another checkout (``DIR`` put first on ``PYTHONPATH``, and
+  checked to be the ``legion`` that runs),
   e.g. ``main`` before a change, for an A/B within the same run;
 - in process, the two upstream clients the gateway could use, each calling the model server one request at a
   time: httpx's ``AsyncClient`` and the gateway's own ``UpstreamPool`` (p50 per call).
@@ -46,6 +47,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -200,6 +202,21 @@ def start_gateway(name: str, argv: list[str], routing: dict[str, Any], *extra: s
     env = {"LEGION_GATEWAY_TOKEN_SECRET": SECRET, **(env or {})}
     return start_server(file_name(name), argv, ready_path="/healthcheck", port_pattern=GATEWAY_PORT, env=env,
                         deadline_s=deadline_s)  # fmt: skip
+
+
+def baseline_command(checkout: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run ``legion`` from ``checkout`` (its directory first on ``PYTHONPATH``).
+
+    ``-P``: without it, ``python -m`` puts the working directory first on ``sys.path``, so a benchmark started from
+    this repository would run this repository's gateway under the baseline's name (it did, until this check)."""
+    src = str(checkout.resolve())
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    argv = [sys.executable, "-P", "-m", "legion"]
+    which = [sys.executable, "-P", "-c", "import legion; print(legion.__file__)"]
+    found = subprocess.run(which, env={**os.environ, **env}, capture_output=True, text=True, check=False).stdout.strip()
+    if not found.startswith(src + os.sep):
+        raise BenchmarkError(f"--baseline {checkout}: `legion` resolves to {found or 'nothing'}, not to that checkout")
+    return argv, env
 
 
 def start_haproxy(binary: str, routing: dict[str, Any]) -> Server:
@@ -472,10 +489,16 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
     ]  # fmt: skip
     gateways = [gateway for gateway in gateways if settings.wants(gateway[0])]
     for baseline in settings.baselines:
-        src, name = str(baseline.resolve()), f"gateway @ {baseline.name}"
-        gateways.append((name, [sys.executable, "-m", "legion"], logs(name),
-                         {"PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))},
-                         f"legion gateway from {src}, 1 worker, access log, prediction log"))  # fmt: skip
+        argv, env = baseline_command(baseline)
+        gateways.append(
+            (
+                f"gateway @ {baseline.name}",
+                argv,
+                logs(f"gateway @ {baseline.name}"),
+                env,
+                f"legion gateway from {baseline.resolve()}, 1 worker, access log, prediction log",
+            )
+        )
     for name, argv, extra, env, setup in gateways:
         try:
             server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)
@@ -565,6 +588,10 @@ def main(argv: list[str] | None = None) -> int:
     for baseline in settings.baselines:
         if not (baseline / "legion" / "__init__.py").exists():
             parser.error(f"--baseline {baseline}: no legion package there")
+        try:
+            baseline_command(baseline)
+        except BenchmarkError as exc:
+            parser.error(str(exc))
     if len({b.name for b in settings.baselines}) < len(settings.baselines):
         parser.error("--baseline: give checkouts whose directories have different names (they name the variants)")
     console = Console(width=max(Console().width, 150))
