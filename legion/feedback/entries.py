@@ -94,24 +94,36 @@ def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
     said: dict[bytes, bytes] = dict(said_pairs)
     valid = status == 200
     stamp = records.stamp(time_ns)
-    common = {
-        "request_id": request_id.decode("latin-1"),
-        "model_name": said.get(b"model-name", b"").decode("latin-1") or model_name,
-        "model_version": said.get(b"model-version", b"").decode("latin-1") or model_version,
-        "deployment": deployment,
-        "time": stamp,
-    }
-    exchange = records.request_response(
-        **common, endpoint=said.get(b"model-endpoint", b"").decode("latin-1") or "default", method=method,
-        path=path.decode("latin-1"), headers=headers, request_body=decode(body, content_type, valid=valid),
-        status=status, latency_s=latency_s,
+    served = _served((
+        said.get(b"model-name", b"").decode("latin-1") or model_name,
+        said.get(b"model-version", b"").decode("latin-1") or model_version,
+        said.get(b"model-endpoint", b"").decode("latin-1") or "default", method, path, deployment, stamp[:13],
+    ))  # fmt: skip
+    request_id = request_id.decode("latin-1")
+    exchange = records.request_response_call(
+        request_id=request_id, headers=headers, request_body=decode(body, content_type, valid=valid), status=status,
+        latency_s=latency_s, time=stamp,
     )  # fmt: skip
-    output = records.response_body(**common, body=decode(answer, said.get(b"content-type", b""), valid=valid))
-    return [Encoded(records.place_of(exchange), _dumps(exchange)), Encoded(records.place_of(output), _dumps(output))]
+    output = records.response_body_call(
+        request_id=request_id, body=decode(answer, said.get(b"content-type", b""), valid=valid), time=stamp
+    )
+    return [Encoded(served[0], served[1] + records.closed(exchange)),
+            Encoded(served[2], served[3] + records.closed(output))]  # fmt: skip
 
 
-def _dumps(record: dict[str, Any]) -> bytes:
-    return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY)
+@lru_cache(maxsize=1024)
+def _served(call: tuple[str, str, str, str, bytes, str, str]) -> tuple[Place, bytes, Place, bytes]:
+    """The places and the shared fields (``records.opened``) of a call's two records, for its model name, version,
+    endpoint, method, path, deployment and hour: made once for each, not per call (making them was the largest
+    part of the shipper's work: 9.9 us a prediction, against 6.3 so)."""
+    model_name, model_version, endpoint, method, path, deployment, hour = call
+    exchange = records.request_response_served(
+        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method,
+        path=path.decode("latin-1"), deployment=deployment,
+    )  # fmt: skip
+    output = records.response_body_served(model_name=model_name, model_version=model_version, deployment=deployment)
+    return (records.place(records.REQUEST_RESPONSE, model_name, model_version, hour), records.opened(exchange),
+            records.place(records.RESPONSE_BODY, model_name, model_version, hour), records.opened(output))  # fmt: skip
 
 
 @lru_cache(maxsize=256)

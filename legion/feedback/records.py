@@ -73,19 +73,49 @@ def request_response(
     deployment: str | None = None,
     time: str | None = None,
 ) -> dict[str, Any]:
+    """A model call: what came in, how it went (``request_response_served`` first, then ``request_response_call``)."""
+    served = request_response_served(
+        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method, path=path,
+        deployment=deployment,
+    )  # fmt: skip
+    return served | request_response_call(
+        request_id=request_id, headers=headers, request_body=request_body, status=status, latency_s=latency_s,
+        time=time,
+    )  # fmt: skip
+
+
+def request_response_served(
+    *, model_name: str, model_version: str, endpoint: str, method: str, path: str, deployment: str | None
+) -> dict[str, Any]:
+    """The fields of a ``request_response`` record that every call to the same model, endpoint and path shares (so
+    the shipper encodes them once: ``entries``)."""
     return {
         "tag": REQUEST_RESPONSE,
-        "request_id": request_id,
         "model_name": model_name,
         "model_version": model_version,
         "model_endpoint": endpoint,
         "request_http_method": method,
         "request_uri": path,
+        "deployment": deployment,
+    }
+
+
+def request_response_call(
+    *,
+    request_id: str,
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
+    request_body: Any,
+    status: int,
+    latency_s: float,
+    time: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a ``request_response`` record that are the call's own."""
+    return {
+        "request_id": request_id,
         "request_http_headers": public_headers(headers),
         "request_content": request_body,
         "response_status": status,
         "response_duration_s": latency_s,
-        "deployment": deployment,
         "time": time or now(),
     }
 
@@ -99,15 +129,19 @@ def response_body(
     deployment: str | None = None,
     time: str | None = None,
 ) -> dict[str, Any]:
-    return {
-        "tag": RESPONSE_BODY,
-        "request_id": request_id,
-        "model_name": model_name,
-        "model_version": model_version,
-        "response_content": body,
-        "deployment": deployment,
-        "time": time or now(),
-    }
+    """A model's answer (``response_body_served`` first, then ``response_body_call``)."""
+    served = response_body_served(model_name=model_name, model_version=model_version, deployment=deployment)
+    return served | response_body_call(request_id=request_id, body=body, time=time)
+
+
+def response_body_served(*, model_name: str, model_version: str, deployment: str | None) -> dict[str, Any]:
+    """The fields of a ``response_body`` record that every answer of the same model shares."""
+    return {"tag": RESPONSE_BODY, "model_name": model_name, "model_version": model_version, "deployment": deployment}
+
+
+def response_body_call(*, request_id: str, body: Any, time: str | None = None) -> dict[str, Any]:
+    """The fields of a ``response_body`` record that are the answer's own."""
+    return {"request_id": request_id, "response_content": body, "time": time or now()}
 
 
 def feedback(
@@ -158,8 +192,12 @@ def place_of(record: Mapping[str, Any]) -> Place:
         hour = stamp[:13]  # the records' own UTC ISO times
     else:
         hour = f"{moment(stamp):%Y-%m-%dT%H}"
-    return Place(str(record.get("tag") or "unknown"), str(record.get("model_name") or "unknown"),
-                 str(record.get("model_version") or "unknown"), hour)  # fmt: skip
+    return place(record.get("tag"), record.get("model_name"), record.get("model_version"), hour)
+
+
+def place(tag: Any, model_name: Any, model_version: Any, hour: str) -> Place:
+    """The place of a record with these fields in ``hour`` (``unknown`` for a field that is empty or missing)."""
+    return Place(str(tag or "unknown"), str(model_name or "unknown"), str(model_version or "unknown"), hour)
 
 
 def moment(value: Any) -> datetime:
@@ -176,6 +214,18 @@ def moment(value: Any) -> datetime:
 def encode(record: Mapping[str, Any]) -> Encoded:
     """The record's JSON and its place."""
     return Encoded(place_of(record), orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def opened(fields: Mapping[str, Any]) -> bytes:
+    """``fields`` as the start of a JSON object that goes on (``{"a":1,``): ``opened(a) + closed(b)`` is the JSON of
+    ``a | b`` (for ``a`` and ``b`` without common keys, ``b`` not empty). Fields shared by many records are encoded
+    once so."""
+    return orjson.dumps(fields)[:-1] + b"," if fields else b"{"
+
+
+def closed(fields: Mapping[str, Any]) -> bytes:
+    """``fields`` as the end of a JSON object begun by ``opened``."""
+    return orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY)[1:]
 
 
 def decode_line(line: bytes) -> Encoded:

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from legion.feedback import entries, records
 from legion.feedback.records import Encoded, Place, encode
@@ -81,6 +83,61 @@ def test_bodies_enter_records_as_json_whatever_their_shape() -> None:
         line = orjson.dumps({"request_content": entries.decode(body, content_type, valid=valid)})
         assert b"\n" not in line
         assert orjson.loads(line) == {"request_content": value}
+
+
+_latin1 = st.text(st.characters(max_codepoint=255), max_size=12)
+_json = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                     max_leaves=8)  # fmt: skip
+
+
+@given(
+    request_id=_latin1, said=st.lists(st.sampled_from(sorted(entries.SAID_HEADERS - {b"content-type"})), unique=True),
+    name=_latin1, version=_latin1, endpoint=_latin1, deployment=st.text(max_size=12), path=_latin1,
+    headers=st.dictionaries(st.text("abcdefgh-", min_size=1, max_size=8), _latin1, max_size=4), body=_json,
+    answer=_json, status=st.sampled_from([200, 400, 500]), latency_s=st.floats(0, 100),
+)  # fmt: skip
+def test_a_prediction_entry_makes_exactly_the_bytes_of_the_record_functions(
+    *,
+    request_id: str,
+    said: list[bytes],
+    name: str,
+    version: str,
+    endpoint: str,
+    deployment: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any,
+    answer: Any,
+    status: int,
+    latency_s: float,
+) -> None:
+    """The shipper encodes the fields every call shares once (``records.opened``); the records are still, byte for
+    byte, the JSON of ``records.request_response`` and ``records.response_body``, whatever the fields hold."""
+    values = {b"model-name": name, b"model-version": version, b"model-endpoint": endpoint}
+    answer_headers = [(b"content-type", b"application/json")] + [(h, values[h].encode("latin-1")) for h in said]
+    entry = entries.prediction(
+        request_id=request_id.encode("latin-1"), deployment=deployment, model=("deployed", "0"), method="POST",
+        path=path.encode("latin-1"), headers=[(k.encode(), v.encode("latin-1")) for k, v in headers.items()],
+        body=orjson.dumps(body), content_type=b"application/json", status=status, latency_s=latency_s,
+        answer_headers=answer_headers, answer=orjson.dumps(answer),
+    )  # fmt: skip
+    exchange, output = entries.expand(entry)
+    time = exchange.value()["time"]
+    told = {h: values[h] for h in said}
+    common = {"request_id": request_id, "model_name": told.get(b"model-name") or "deployed",
+              "model_version": told.get(b"model-version") or "0", "deployment": deployment, "time": time}  # fmt: skip
+    assert exchange == encode(records.request_response(
+        **common, endpoint=told.get(b"model-endpoint") or "default", method="POST", path=path, headers=headers,
+        request_body=body, status=status, latency_s=latency_s,
+    ))  # fmt: skip
+    assert output == encode(records.response_body(**common, body=answer))
+
+
+def test_opened_and_closed_fields_make_one_object() -> None:
+    shared, own = {"tag": "t", "n": [1, {"x": None}]}, {"id": 'a"b\n', "v": 1.5}
+    assert records.opened(shared) + records.closed(own) == orjson.dumps(shared | own)
+    assert records.opened({}) + records.closed(own) == orjson.dumps(own)
 
 
 def test_an_encoded_record_is_its_json_and_place() -> None:
