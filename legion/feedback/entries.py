@@ -23,7 +23,7 @@ import marshal
 import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import orjson
 
@@ -91,39 +91,56 @@ def expand(entry: bytes) -> list[Encoded]:
 def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
     (_, time_ns, request_id, deployment, model_name, model_version, method, path, headers, body, content_type, status,
      latency_s, said_pairs, answer) = fields  # fmt: skip
-    said: dict[bytes, bytes] = dict(said_pairs)
     valid = status == 200
     stamp = records.stamp(time_ns)
-    served = _served((
-        said.get(b"model-name", b"").decode("latin-1") or model_name,
-        said.get(b"model-version", b"").decode("latin-1") or model_version,
-        said.get(b"model-endpoint", b"").decode("latin-1") or "default", method, path, deployment, stamp[:13],
-    ))  # fmt: skip
+    served = _served((tuple(said_pairs), model_name, model_version, method, path, deployment, stamp[:13]))
     request_id = request_id.decode("latin-1")
     exchange = records.request_response_call(
         request_id=request_id, headers=headers, request_body=decode(body, content_type, valid=valid), status=status,
         latency_s=latency_s, time=stamp,
     )  # fmt: skip
     output = records.response_body_call(
-        request_id=request_id, body=decode(answer, said.get(b"content-type", b""), valid=valid), time=stamp
+        request_id=request_id, body=decode(answer, served.content_type, valid=valid), time=stamp
     )
-    return [Encoded(served[0], served[1] + records.closed(exchange)),
-            Encoded(served[2], served[3] + records.closed(output))]  # fmt: skip
+    return [Encoded(served.exchange_place, served.exchange + records.closed(exchange)),
+            Encoded(served.output_place, served.output + records.closed(output))]  # fmt: skip
+
+
+class _Served(NamedTuple):
+    """What the records of the calls to one model, endpoint and path in one hour share."""
+
+    exchange_place: Place
+    exchange: bytes
+    """The shared fields of the ``request_response`` record (``records.opened``)."""
+    output_place: Place
+    output: bytes
+    """The shared fields of the ``response_body`` record."""
+    content_type: bytes
+    """Of the answer."""
 
 
 @lru_cache(maxsize=1024)
-def _served(call: tuple[str, str, str, str, bytes, str, str]) -> tuple[Place, bytes, Place, bytes]:
-    """The places and the shared fields (``records.opened``) of a call's two records, for its model name, version,
-    endpoint, method, path, deployment and hour: made once for each, not per call (making them was the largest
-    part of the shipper's work: 9.9 us a prediction, against 6.3 so)."""
-    model_name, model_version, endpoint, method, path, deployment, hour = call
+def _served(call: tuple[tuple[tuple[bytes, bytes], ...], str, str, str, bytes, str, str]) -> _Served:
+    """What a call's two records share, from what the replica said about itself (``SAID_HEADERS``), the deployment's
+    model name and version, the method, path, deployment and hour: made once for each, not per call (making it per
+    call was the largest part of the shipper's work: 9.9 us a prediction, against 6.3 so)."""
+    said_pairs, deployed_name, deployed_version, method, path, deployment, hour = call
+    said = dict(said_pairs)
+    model_name = said.get(b"model-name", b"").decode("latin-1") or deployed_name
+    model_version = said.get(b"model-version", b"").decode("latin-1") or deployed_version
+    endpoint = said.get(b"model-endpoint", b"").decode("latin-1") or "default"
     exchange = records.request_response_served(
         model_name=model_name, model_version=model_version, endpoint=endpoint, method=method,
         path=path.decode("latin-1"), deployment=deployment,
     )  # fmt: skip
     output = records.response_body_served(model_name=model_name, model_version=model_version, deployment=deployment)
-    return (records.place(records.REQUEST_RESPONSE, model_name, model_version, hour), records.opened(exchange),
-            records.place(records.RESPONSE_BODY, model_name, model_version, hour), records.opened(output))  # fmt: skip
+    return _Served(
+        records.place(records.REQUEST_RESPONSE, model_name, model_version, hour),
+        records.opened(exchange),
+        records.place(records.RESPONSE_BODY, model_name, model_version, hour),
+        records.opened(output),
+        said.get(b"content-type", b""),
+    )
 
 
 @lru_cache(maxsize=256)
