@@ -7,6 +7,11 @@ record.
 From the shipper to the sinks a record travels ``Encoded``: its JSON (made once) and its place, so the sinks
 route and write records without parsing and re-encoding them; a sink that needs the values (Fluentd's msgpack)
 parses them with ``Encoded.value()``. (How the buffer keeps records: ``entries``.)
+
+A prediction's two records are each made of two parts: the fields that every call to the same model, endpoint
+and path shares (``request_response_served``, ``response_body_served``), first, then the call's own
+(``*_call``). The shipper encodes the shared part once (``opened``) and only the call's own per call
+(``closed``), which is the same JSON as encoding the whole record.
 """
 
 from __future__ import annotations
