@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import operator
 import os
@@ -204,6 +205,7 @@ def start_gateway(name: str, argv: list[str], routing: dict[str, Any], *extra: s
                         deadline_s=deadline_s)  # fmt: skip
 
 
+@functools.cache  # checked once when the arguments are read, used when the gateways start
 def baseline_command(checkout: Path) -> tuple[list[str], dict[str, str]]:
     """The command and environment that run ``legion`` from ``checkout`` (its directory first on ``PYTHONPATH``).
 
@@ -490,15 +492,11 @@ def start_proxies(legion: str, model: Server, manifest: Manifest, *, token: dict
     gateways = [gateway for gateway in gateways if settings.wants(gateway[0])]
     for baseline in settings.baselines:
         argv, env = baseline_command(baseline)
-        gateways.append(
-            (
-                f"gateway @ {baseline.name}",
-                argv,
-                logs(f"gateway @ {baseline.name}"),
-                env,
-                f"legion gateway from {baseline.resolve()}, 1 worker, access log, prediction log",
-            )
+        name, setup = (
+            f"gateway @ {baseline.name}",
+            f"legion gateway from {baseline.resolve()}, 1 worker, prediction log",
         )
+        gateways.append((name, argv, logs(name), env, setup))
     for name, argv, extra, env, setup in gateways:
         try:
             server = start_gateway(name, argv, routing, *extra, env=env, deadline_s=deadline)

@@ -93,11 +93,11 @@ def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
      latency_s, said_pairs, answer) = fields  # fmt: skip
     valid = status == 200
     stamp = records.stamp(time_ns)
-    served = _served((tuple(said_pairs), model_name, model_version, method, path, deployment, stamp[:13]))
+    served = _served((tuple(said_pairs), model_name, model_version, method, deployment, stamp[:13]))
     request_id = request_id.decode("latin-1")
     exchange = records.request_response_call(
-        request_id=request_id, headers=headers, request_body=decode(body, content_type, valid=valid), status=status,
-        latency_s=latency_s, time=stamp,
+        request_id=request_id, path=path.decode("latin-1"), headers=headers,
+        request_body=decode(body, content_type, valid=valid), status=status, latency_s=latency_s, time=stamp,
     )  # fmt: skip
     output = records.response_body_call(
         request_id=request_id, body=decode(answer, served.content_type, valid=valid), time=stamp
@@ -107,7 +107,7 @@ def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
 
 
 class _Served(NamedTuple):
-    """What the records of the calls to one model, endpoint and path in one hour share."""
+    """What the records of the calls to one model endpoint in one hour share."""
 
     exchange_place: Place
     exchange: bytes
@@ -120,19 +120,19 @@ class _Served(NamedTuple):
 
 
 @lru_cache(maxsize=1024)
-def _served(call: tuple[tuple[tuple[bytes, bytes], ...], str, str, str, bytes, str, str]) -> _Served:
+def _served(call: tuple[tuple[tuple[bytes, bytes], ...], str, str, str, str, str]) -> _Served:
     """What a call's two records share, from what the replica said about itself (``SAID_HEADERS``), the deployment's
-    model name and version, the method, path, deployment and hour: made once for each, not per call (making it per
-    call was the largest part of the shipper's work: 9.9 us a prediction, against 6.3 so)."""
-    said_pairs, deployed_name, deployed_version, method, path, deployment, hour = call
+    model name and version, the method, deployment and hour: made once for each, not per call (making it per call
+    was the largest part of the shipper's work: 9.9 us a prediction, against 6.3 so). Nothing in it varies from
+    call to call (not the path: its query string does), so the cache holds a few entries a model."""
+    said_pairs, deployed_name, deployed_version, method, deployment, hour = call
     said = dict(said_pairs)
     model_name = said.get(b"model-name", b"").decode("latin-1") or deployed_name
     model_version = said.get(b"model-version", b"").decode("latin-1") or deployed_version
     endpoint = said.get(b"model-endpoint", b"").decode("latin-1") or "default"
     exchange = records.request_response_served(
-        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method,
-        path=path.decode("latin-1"), deployment=deployment,
-    )  # fmt: skip
+        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method, deployment=deployment
+    )
     output = records.response_body_served(model_name=model_name, model_version=model_version, deployment=deployment)
     return _Served(
         records.place(records.REQUEST_RESPONSE, model_name, model_version, hour),

@@ -8,8 +8,8 @@ From the shipper to the sinks a record travels ``Encoded``: its JSON (made once)
 route and write records without parsing and re-encoding them; a sink that needs the values (Fluentd's msgpack)
 parses them with ``Encoded.value()``. (How the buffer keeps records: ``entries``.)
 
-A prediction's two records are each made of two parts: the fields that every call to the same model, endpoint
-and path shares (``request_response_served``, ``response_body_served``), first, then the call's own
+A prediction's two records are each made of two parts: the fields that every call to the same model endpoint
+shares (``request_response_served``, ``response_body_served``), first, then the call's own
 (``*_call``). The shipper encodes the shared part once (``opened``) and only the call's own per call
 (``closed``), which is the same JSON as encoding the whole record.
 """
@@ -80,27 +80,25 @@ def request_response(
 ) -> dict[str, Any]:
     """A model call: what came in, how it went (``request_response_served`` first, then ``request_response_call``)."""
     served = request_response_served(
-        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method, path=path,
-        deployment=deployment,
-    )  # fmt: skip
+        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method, deployment=deployment
+    )
     return served | request_response_call(
-        request_id=request_id, headers=headers, request_body=request_body, status=status, latency_s=latency_s,
-        time=time,
+        request_id=request_id, path=path, headers=headers, request_body=request_body, status=status,
+        latency_s=latency_s, time=time,
     )  # fmt: skip
 
 
 def request_response_served(
-    *, model_name: str, model_version: str, endpoint: str, method: str, path: str, deployment: str | None
+    *, model_name: str, model_version: str, endpoint: str, method: str, deployment: str | None
 ) -> dict[str, Any]:
-    """The fields of a ``request_response`` record that every call to the same model, endpoint and path shares (so
-    the shipper encodes them once: ``entries``)."""
+    """The fields of a ``request_response`` record that every call to the same model endpoint with the same method
+    shares (so the shipper encodes them once: ``entries``)."""
     return {
         "tag": REQUEST_RESPONSE,
         "model_name": model_name,
         "model_version": model_version,
         "model_endpoint": endpoint,
         "request_http_method": method,
-        "request_uri": path,
         "deployment": deployment,
     }
 
@@ -108,15 +106,17 @@ def request_response_served(
 def request_response_call(
     *,
     request_id: str,
+    path: str,
     headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
     request_body: Any,
     status: int,
     latency_s: float,
     time: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of a ``request_response`` record that are the call's own."""
+    """The fields of a ``request_response`` record that are the call's own (the path too: its query string is)."""
     return {
         "request_id": request_id,
+        "request_uri": path,
         "request_http_headers": public_headers(headers),
         "request_content": request_body,
         "response_status": status,
