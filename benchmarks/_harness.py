@@ -496,13 +496,15 @@ class Row:
 
 
 def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds used so far by the live processes of process group ``pgid`` (Linux ``/proc``).
+    """User + system CPU seconds used so far by the live processes of process group ``pgid`` and their
+    descendants (Linux ``/proc``).
 
-    A ``Server`` leads a group of its own, so this counts a server and every worker it forked or spawned: a
-    figure per request that, unlike requests/s, does not move when another tenant takes the machine's cores.
+    A ``Server`` leads a group of its own, so this counts a server and every worker it forked or spawned, also
+    one that left for a session of its own (the prediction log's shipper does): a figure per request that,
+    unlike requests/s, does not move when another tenant takes the machine's cores.
     """
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    processes: dict[int, tuple[int, int, int]] = {}  # pid: parent, group, CPU ticks
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -511,6 +513,8 @@ def group_cpu_s(pgid: int) -> float:
         except OSError:  # the process ended while we looked
             continue
         fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)", which may hold spaces
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / ticks
+        processes[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]))
+    counted = {pid for pid, (_, group, _) in processes.items() if group == pgid}
+    while more := {pid for pid, (parent, _, _) in processes.items() if parent in counted} - counted:
+        counted |= more
+    return sum(processes[pid][2] for pid in counted) / ticks

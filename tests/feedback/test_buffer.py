@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,9 +14,9 @@ import pytest
 
 from legion.feedback import entries, records
 from legion.feedback.buffer import HEAD, DiskBuffer, Position, frame
-from legion.feedback.log import FanOutSink, PredictionLog
+from legion.feedback.log import FanOutSink
 from legion.feedback.records import Encoded, decode_line, encode
-from legion.feedback.shipper import NICENESS, Shipper
+from legion.feedback.shipper import Shipper
 from legion.feedback.sinks import LocalSink, Sink, layout_path
 from tests.support.server import wait_until
 
@@ -64,17 +62,6 @@ def test_a_record_larger_than_a_segment_gets_one_of_its_own(tmp_path: Path) -> N
     got, _ = again.read(chunk_bytes=100)  # read 100 bytes at a time, unless an entry is larger
     assert [r.value()["request_id"] for r in got] == ["r1", "big", "r2"]
     assert [r.value()["request_id"] for r in again.read(max_records=1, chunk_bytes=100)[0]] == ["r1"]
-
-
-def test_the_shipper_process_runs_below_the_serving_process(tmp_path: Path) -> None:
-    log = PredictionLog.open(tmp_path / "buffer", functools.partial(LocalSink, tmp_path / "sink"))
-    try:
-        pid = log.shipper.pid
-        assert pid is not None
-        expected = min(os.getpriority(os.PRIO_PROCESS, 0) + NICENESS, 19)
-        wait_until(lambda: os.getpriority(os.PRIO_PROCESS, pid) == expected, 30, "the shipper to lower its priority")
-    finally:
-        log.close()
 
 
 def test_a_full_buffer_drops_new_records_and_counts_them(tmp_path: Path) -> None:
