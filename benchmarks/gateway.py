@@ -429,6 +429,35 @@ def logging_ratios(runs: list[Run]) -> list[float]:
             if len(pair) == 2 and pair[NO_PREDICTION_LOG]]  # fmt: skip
 
 
+def pooled(paths: list[Path]) -> int:
+    """``--pool``: the logging target over the rounds of several saved runs together (one run's 16 rounds leave
+    a bootstrap interval about ±3 % wide here); measures nothing."""
+    console = Console(width=max(Console().width, 150))
+    table = RichTable(title="prediction logging, c32: req/s with logging over without, per round")
+    for header in ("run", "rounds", "median", "95 % CI"):
+        table.add_column(header)
+    every: list[float] = []
+    for path in paths:
+        try:
+            ratios = [float(r) for r in json.loads(path.read_text(encoding="utf-8"))["logging_ratios"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            console.print(f"Error: {path}: not a gateway benchmark result with logging ratios ({exc})", markup=False)
+            return 1
+        if ratios:
+            low, high = median_interval(ratios)
+            table.add_row(path.name, str(len(ratios)), f"{statistics.median(ratios):.3f}", f"{low:.3f}–{high:.3f}")
+        every += ratios
+    if not every:
+        console.print("Error: none of these runs measured logging on and off at c32", markup=False)
+        return 1
+    console.print(table)
+    verdict = check([], [], every)[-1]
+    within = sum(r >= 1 - PREDICTION_LOG_COST for r in every)
+    console.print(f"{verdict.target}: {verdict.measured}, {within} of {len(every)} rounds within it: "
+                  f"{verdict.verdict}", markup=False)  # fmt: skip
+    return 0
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
@@ -571,7 +600,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure only this variant (repeatable; direct always runs)")  # fmt: skip
     parser.add_argument("--concurrency", action="append", type=int, choices=CONCURRENCY, default=[],
                         help="measure only at this concurrency (repeatable; default both)")  # fmt: skip
+    parser.add_argument("--pool", nargs="+", type=Path, metavar="RESULT",
+                        help="measure nothing: the logging target over these saved runs' rounds together")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.pool:
+        return pooled(args.pool)
     if any("=" not in item for item in args.serve_env):
         parser.error("--serve-env takes NAME=VALUE")
     settings = RunSettings(
