@@ -117,9 +117,10 @@ def run_below_serving(niceness: int = NICENESS) -> None:
 
     Why the session: where the kernel groups processes by session (autogroup: on by default in kernels built
     with it, as on the machines here; ``/proc/sys/kernel/sched_autogroup_enabled``), CPU time is shared fairly
-    between sessions first, and ``nice`` only counts inside one. Model servers lead sessions of their own (``legion up``'s
-    replicas), so a shipper that is only ``nice`` in the gateway's session still takes half of a core that a
-    model server wants (measured: 50 % of a shared core against 90 % so; ``tests/feedback/test_shipper.py``).
+    between sessions first, and ``nice`` only counts inside one. Model servers lead sessions of their own
+    (``legion up``'s replicas), so a shipper that is only ``nice`` in the gateway's session still takes half of
+    a core that a model server wants (measured: 50 % of a shared core against 10 % so;
+    ``tests/feedback/test_shipper.py``).
     The process leaves the serving process's session, which signals from a terminal then do not reach; the
     serving process stops it (``PredictionLog.close``) and it stops by itself when that process is gone."""
     with contextlib.suppress(OSError):

@@ -16,7 +16,7 @@ from legion.feedback.sinks import LocalSink
 from tests.support.server import wait_until
 
 AUTOGROUPS = Path("/proc/sys/kernel/sched_autogroup_enabled")
-BUSY = "import sys\n{lower}\nprint('ready', flush=True)\nwhile True:\n    pass\n"
+BUSY = "{lower}\nprint('ready', flush=True)\nwhile True:\n    pass\n"
 
 
 def autogroups_on() -> bool:
@@ -52,22 +52,25 @@ def test_a_shipper_takes_little_of_a_cpu_that_a_model_server_in_its_own_session_
     each model server), on one CPU: the second gets most of it (with ``nice`` alone, under autogroups: half)."""
     cpu = min(os.sched_getaffinity(0))
 
+    started: list[subprocess.Popen[str]] = []
+
     def busy(lower: str, **options: bool) -> subprocess.Popen[str]:
         process = subprocess.Popen(
             [sys.executable, "-c", BUSY.format(lower=lower)], stdout=subprocess.PIPE, text=True,
             preexec_fn=lambda: os.sched_setaffinity(0, {cpu}), **options,  # noqa: PLW1509  # affinity only
         )  # fmt: skip
+        started.append(process)
         assert process.stdout is not None and process.stdout.readline() == "ready\n"
         return process
 
-    model = busy("", start_new_session=True)
-    shipper = busy("from legion.feedback.shipper import run_below_serving; run_below_serving()")
     try:
+        model = busy("", start_new_session=True)
+        shipper = busy("from legion.feedback.shipper import run_below_serving; run_below_serving()")
         start = cpu_s(model.pid), cpu_s(shipper.pid)
         wait_until(lambda: cpu_s(model.pid) + cpu_s(shipper.pid) - sum(start) >= 1.5, 60, "1.5 s of CPU between them")
         model_s, shipper_s = cpu_s(model.pid) - start[0], cpu_s(shipper.pid) - start[1]
     finally:
-        for process in (model, shipper):
+        for process in started:
             process.kill()
             process.communicate()
     assert model_s / (model_s + shipper_s) >= 0.75, (model_s, shipper_s)
