@@ -405,14 +405,17 @@ def check(summaries: list[Summary], names: list[str], ratios: list[float]) -> li
                 verdicts.append(Verdict(target, "not measured", "n/a"))
             else:
                 verdicts.append(Verdict(target, f"{value:.3f}{unit}", "PASS" if test(value, limit) else "MISS"))
+    return [*verdicts, logging_verdict(ratios)]
+
+
+def logging_verdict(ratios: list[float]) -> Verdict:
+    """The logging target by the median of ``logging_ratios`` (of one run, or of several pooled), with its interval."""
     target = f"prediction logging, c32: costs ≤ {PREDICTION_LOG_COST:.0%} of req/s (logging on / off)"
     if not ratios:
-        verdicts.append(Verdict(target, "not measured", "n/a"))
-    else:
-        kept, (low, high) = statistics.median(ratios), median_interval(ratios)
-        measured = f"{kept:.3f}× (95 % CI {low:.3f}–{high:.3f}, {len(ratios)} rounds)"
-        verdicts.append(Verdict(target, measured, "PASS" if kept >= 1 - PREDICTION_LOG_COST else "MISS"))
-    return verdicts
+        return Verdict(target, "not measured", "n/a")
+    kept, (low, high) = statistics.median(ratios), median_interval(ratios)
+    measured = f"{kept:.3f}× (95 % CI {low:.3f}–{high:.3f}, {len(ratios)} rounds)"
+    return Verdict(target, measured, "PASS" if kept >= 1 - PREDICTION_LOG_COST else "MISS")
 
 
 def logging_ratios(runs: list[Run]) -> list[float]:
@@ -451,7 +454,7 @@ def pooled(paths: list[Path]) -> int:
         console.print("Error: none of these runs measured logging on and off at c32", markup=False)
         return 1
     console.print(table)
-    verdict = check([], [], every)[-1]
+    verdict = logging_verdict(every)
     within = sum(r >= 1 - PREDICTION_LOG_COST for r in every)
     console.print(f"{verdict.target}: {verdict.measured}, {within} of {len(every)} rounds within it: "
                   f"{verdict.verdict}", markup=False)  # fmt: skip

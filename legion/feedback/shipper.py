@@ -130,11 +130,10 @@ def run_below_serving(niceness: int = NICENESS) -> None:
     for _ in range(20):  # without CAP_SYS_ADMIN, the kernel takes one change of a group's nice per 100 ms
         try:
             AUTOGROUP.write_text(f"{niceness}\n", encoding="ascii")
+            return
         except BlockingIOError:
             time.sleep(0.1)
         except OSError:  # no autogroups (a kernel without them, or a container's cgroup): nice is enough
-            return
-        else:
             return
 
 
