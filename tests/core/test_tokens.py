@@ -11,6 +11,7 @@ import pytest
 
 from legion.core.errors import InvalidInputError, UnauthorizedError
 from legion.core.tokens import ModelScope, TokenConfig, TokenIssuer, TokenVerifier, bearer_token
+from tests.support.during_test import require_a_running_test
 
 CONFIG = TokenConfig(secret="s3cret-for-tests-only-" + "x" * 42, max_ttl_s=3600)  # 64 bytes: long enough for HS512
 ISSUER = TokenIssuer(CONFIG)
@@ -22,6 +23,7 @@ def _b64(data: dict[str, object]) -> str:
 
 
 def valid_token(**kwargs: object) -> str:
+    require_a_running_test("a test token")
     token, _ = ISSUER.issue("alice", AUDIENCE, 600, models=[ModelScope("census", "1.0")], **kwargs)  # type: ignore[arg-type]
     return token
 
@@ -47,27 +49,38 @@ def now_payload(**changes: object) -> dict[str, object]:
     return {k: v for k, v in payload.items() if v is not None}
 
 
-ATTACKS = {
-    "alg none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(now_payload()) + ".",
-    "wrong key": jwt.encode(now_payload(), "another-secret-" + "y" * 49, algorithm="HS256"),
-    "expired": jwt.encode(now_payload(exp=int(time.time()) - 10), CONFIG.secret, algorithm="HS256"),
-    "not yet valid": jwt.encode(now_payload(nbf=int(time.time()) + 24 * 3600), CONFIG.secret, algorithm="HS256"),
-    "wrong audience": jwt.encode(now_payload(aud="someone-else"), CONFIG.secret, algorithm="HS256"),
-    "wrong issuer": jwt.encode(now_payload(iss="mallory"), CONFIG.secret, algorithm="HS256"),
-    "no expiry": jwt.encode(now_payload(exp=None), CONFIG.secret, algorithm="HS256"),
-    "other algorithm": jwt.encode(now_payload(), CONFIG.secret, algorithm="HS512"),
-    "truncated": valid_token()[:-10],
-    "garbage": "not.a.token",
-    "empty": "",
-}
+def attacks() -> dict[str, str]:
+    """Tokens that must be refused, made when the test runs."""
+    return {
+        "alg none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(now_payload()) + ".",
+        "wrong key": jwt.encode(now_payload(), "another-secret-" + "y" * 49, algorithm="HS256"),
+        "expired": jwt.encode(now_payload(exp=int(time.time()) - 10), CONFIG.secret, algorithm="HS256"),
+        "not yet valid": jwt.encode(now_payload(nbf=int(time.time()) + 24 * 3600), CONFIG.secret, algorithm="HS256"),
+        "wrong audience": jwt.encode(now_payload(aud="someone-else"), CONFIG.secret, algorithm="HS256"),
+        "wrong issuer": jwt.encode(now_payload(iss="mallory"), CONFIG.secret, algorithm="HS256"),
+        "no expiry": jwt.encode(now_payload(exp=None), CONFIG.secret, algorithm="HS256"),
+        "other algorithm": jwt.encode(now_payload(), CONFIG.secret, algorithm="HS512"),
+        "truncated": valid_token()[:-10],
+        "garbage": "not.a.token",
+        "empty": "",
+    }
 
 
-@pytest.mark.parametrize("name", list(ATTACKS))
+ATTACK_NAMES = ["alg none", "wrong key", "expired", "not yet valid", "wrong audience", "wrong issuer", "no expiry",
+                "other algorithm", "truncated", "garbage", "empty"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ATTACK_NAMES)
 def test_attacks_are_refused(name: str) -> None:
+    attack = attacks()[name]
     with pytest.raises(UnauthorizedError) as caught:
-        TokenVerifier(CONFIG).verify(ATTACKS[name], AUDIENCE)
-    if ATTACKS[name]:
-        assert ATTACKS[name] not in caught.value.detail  # the token is never echoed
+        TokenVerifier(CONFIG).verify(attack, AUDIENCE)
+    if attack:
+        assert attack not in caught.value.detail  # the token is never echoed
+
+
+def test_every_attack_is_named_for_parametrization() -> None:
+    assert sorted(attacks()) == sorted(ATTACK_NAMES)
 
 
 def test_revoked_tokens_are_refused() -> None:

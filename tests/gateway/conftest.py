@@ -34,6 +34,7 @@ from legion.gateway.proxy import Gateway
 from legion.gateway.settings import GatewaySettings
 from legion.gateway.sources import RoutingSource
 from legion.model import ModelBuilder
+from tests.support.during_test import require_a_running_test
 from tests.support.server import ServerProcess
 
 SECRET = "gateway-tests-only-" + "s" * 45  # 64 bytes, as long as the API's generated secrets
@@ -43,7 +44,9 @@ ISSUER = TokenIssuer(TokenConfig(secret=SECRET))
 
 
 def token(*models: tuple[str, str], ttl_s: float = 600.0) -> str:
-    """A model token as ``POST /api/v1/model/token`` issues it, for ``(name, version)`` scopes."""
+    """A model token as ``POST /api/v1/model/token`` issues it, for ``(name, version)`` scopes; only while a test
+    runs (``require_a_running_test``)."""
+    require_a_running_test("a test token")
     signed, _ = ISSUER.issue("tester", AUDIENCE, ttl_s, models=[ModelScope(n, v) for n, v in models])
     return signed
 

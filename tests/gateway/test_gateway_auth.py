@@ -38,7 +38,7 @@ def _b64(part: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
 
 
-DAY_S = 24 * 3600  # tokens are made when the module is imported, minutes before a test uses them in a long run
+DAY_S = 24 * 3600
 
 
 def claims(**changes: Any) -> dict[str, Any]:
@@ -59,28 +59,35 @@ def hs256(**changes: Any) -> str:
     return jwt.encode(claims(**changes), SECRET, algorithm="HS256")
 
 
-VALID = token(("toy", "1"))
-ATTACKS: dict[str, dict[str, str]] = {
-    "no header": {},
-    "empty bearer": {"Authorization": "Bearer"},
-    "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
-    "alg none": bearer(f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims())}."),
-    "wrong key": bearer(jwt.encode(claims(), "another-secret-" + "k" * 49, algorithm="HS256")),
-    "HS512 with the right key": bearer(jwt.encode(claims(), SECRET, algorithm="HS512")),
-    "expired": bearer(hs256(exp=int(time.time()) - 5, iat=int(time.time()) - 700)),
-    "not yet valid": bearer(hs256(nbf=int(time.time()) + DAY_S)),
-    "wrong model": bearer(token(("census", "1"))),
-    "wrong version": bearer(token(("toy", "2"))),
-    "no model scope": bearer(hs256(models=None)),
-    "API token": bearer(hs256(aud="legion-api", models=None, roles=["admin"])),
-    "wrong issuer": bearer(hs256(iss="someone-else")),
-    "no expiry": bearer(hs256(exp=None)),
-    "truncated": bearer(VALID[:-6]),
-    "signature of another token": bearer(VALID.rsplit(".", 1)[0] + "." + token(("toy", "*")).rsplit(".", 1)[1]),
-    "garbage": bearer("garbage"),
-    "garbage with dots": bearer("a.b.c"),
-    "binary garbage": {"Authorization": b"Bearer \xff\xfe\x80"},  # type: ignore[dict-item]
-}
+def attacks(valid: str) -> dict[str, dict[str, str]]:
+    """Every way in that must be refused, made when the test runs (``valid`` is a good token to tamper with)."""
+    return {
+        "no header": {},
+        "empty bearer": {"Authorization": "Bearer"},
+        "basic scheme": {"Authorization": "Basic dXNlcjpwYXNz"},
+        "alg none": bearer(f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims())}."),
+        "wrong key": bearer(jwt.encode(claims(), "another-secret-" + "k" * 49, algorithm="HS256")),
+        "HS512 with the right key": bearer(jwt.encode(claims(), SECRET, algorithm="HS512")),
+        "expired": bearer(hs256(exp=int(time.time()) - 5, iat=int(time.time()) - 700)),
+        "not yet valid": bearer(hs256(nbf=int(time.time()) + DAY_S)),
+        "wrong model": bearer(token(("census", "1"))),
+        "wrong version": bearer(token(("toy", "2"))),
+        "no model scope": bearer(hs256(models=None)),
+        "API token": bearer(hs256(aud="legion-api", models=None, roles=["admin"])),
+        "wrong issuer": bearer(hs256(iss="someone-else")),
+        "no expiry": bearer(hs256(exp=None)),
+        "truncated": bearer(valid[:-6]),
+        "signature of another token": bearer(valid.rsplit(".", 1)[0] + "." + token(("toy", "*")).rsplit(".", 1)[1]),
+        "garbage": bearer("garbage"),
+        "garbage with dots": bearer("a.b.c"),
+        "binary garbage": {"Authorization": b"Bearer \xff\xfe\x80"},  # type: ignore[dict-item]
+    }
+
+
+@pytest.fixture
+def valid() -> str:
+    """A good token for ``toy`` version 1, made when the test runs."""
+    return token(("toy", "1"))
 
 
 @pytest.fixture
@@ -88,36 +95,36 @@ def toy_source(toy_replica: ServerProcess) -> StaticRoutingSource:
     return StaticRoutingSource(snapshot([deployment("toy", [toy_replica.url], ("toy", "1"))]))
 
 
-async def test_a_valid_token_opens_the_model(toy_source: StaticRoutingSource) -> None:
+async def test_a_valid_token_opens_the_model(toy_source: StaticRoutingSource, valid: str) -> None:
     async with running_gateway(toy_source) as (url, _), httpx.AsyncClient(base_url=url) as client:
-        answer = await client.post(INVOKE, json=BODY, headers=bearer(VALID))
+        answer = await client.post(INVOKE, json=BODY, headers=bearer(valid))
         assert answer.status_code == 200, answer.text
         assert answer.json()["prediction"] == [[6]]
         for path in ["/model/toy/api/model/info", "/api/model/toy/1/info", "/api/model/toy/1/invoke?a=4"]:
-            assert (await client.get(path, headers=bearer(VALID))).status_code == 200, path
+            assert (await client.get(path, headers=bearer(valid))).status_code == 200, path
         any_version = bearer(token(("toy", "*")))
         assert (await client.post(INVOKE, json=BODY, headers=any_version)).status_code == 200
 
 
-async def test_every_attack_is_refused_with_a_json_401(toy_source: StaticRoutingSource) -> None:
+async def test_every_attack_is_refused_with_a_json_401(toy_source: StaticRoutingSource, valid: str) -> None:
     async with running_gateway(toy_source) as (url, _), httpx.AsyncClient(base_url=url) as client:
-        for name, headers in ATTACKS.items():
+        for name, headers in attacks(valid).items():
             answer = await client.post(INVOKE, json=BODY, headers=headers)
             assert answer.status_code == 401, (name, answer.text)
             assert answer.headers["content-type"] == "application/json"
             assert answer.headers["www-authenticate"].startswith("Bearer")
             error = answer.json()["error"]
-            assert error and VALID[:20] not in error, name
+            assert error and valid[:20] not in error, name
             info = await client.get("/model/toy/api/model/info", headers=headers)
             assert info.status_code == 401, f"info is protected like invoke: {name}"
 
 
-async def test_version_paths_check_the_version_in_the_path(toy_source: StaticRoutingSource) -> None:
+async def test_version_paths_check_the_version_in_the_path(toy_source: StaticRoutingSource, valid: str) -> None:
     async with running_gateway(toy_source) as (url, _), httpx.AsyncClient(base_url=url) as client:
         for_v2 = bearer(token(("toy", "2")))
         assert (await client.get("/api/model/toy/1/info", headers=for_v2)).status_code == 401
         assert (await client.get("/api/model/toy/2/info", headers=for_v2)).status_code == 404  # not deployed
-        assert (await client.get("/api/model/toy/2/info", headers=bearer(VALID))).status_code == 401
+        assert (await client.get("/api/model/toy/2/info", headers=bearer(valid))).status_code == 401
 
 
 async def test_health_and_metrics_stay_open(toy_source: StaticRoutingSource) -> None:
@@ -128,7 +135,7 @@ async def test_health_and_metrics_stay_open(toy_source: StaticRoutingSource) -> 
 
 
 async def test_a_revoked_token_is_refused_as_soon_as_the_routing_says_so(toy_source: StaticRoutingSource,
-                                                                        toy_replica: ServerProcess) -> None:  # fmt: skip
+                                                                        toy_replica: ServerProcess, valid: str) -> None:  # fmt: skip
     signed = token(("toy", "1"))
     jti = jwt.decode(signed, options={"verify_signature": False})["jti"]
     async with running_gateway(toy_source) as (url, app), httpx.AsyncClient(base_url=url) as client:
@@ -140,7 +147,7 @@ async def test_a_revoked_token_is_refused_as_soon_as_the_routing_says_so(toy_sou
         answer = await client.post(INVOKE, json=BODY, headers=bearer(signed))
         assert answer.status_code == 401
         assert answer.json() == {"error": "the token has been revoked"}
-        assert (await client.post(INVOKE, json=BODY, headers=bearer(VALID))).status_code == 200
+        assert (await client.post(INVOKE, json=BODY, headers=bearer(valid))).status_code == 200
 
 
 # --- RS256 through an identity provider's JWKS ----------------------------------------------------------
@@ -204,7 +211,7 @@ def rs256(key: rsa.RSAPrivateKey, kid: str, **changes: Any) -> str:
 
 
 async def test_identity_provider_tokens_are_checked_with_its_jwks(toy_source: StaticRoutingSource,
-                                                                 jwks: Jwks) -> None:  # fmt: skip
+                                                                 jwks: Jwks, valid: str) -> None:  # fmt: skip
     first, second, stranger = rsa_key(), rsa_key(), rsa_key()
     jwks.add("k1", first)
     public_pem = first.public_key().public_bytes(
@@ -231,7 +238,7 @@ async def test_identity_provider_tokens_are_checked_with_its_jwks(toy_source: St
             "wrong audience": rs256(first, "k1", aud="account"),
             "wrong model": rs256(first, "k1", models=[{"name": "census", "version": "1"}]),
             "HS256 signed with the public key": forged_hs256(public_pem, kid="k1", iss=IDP),
-            "the API's HS256 token": VALID,
+            "the API's HS256 token": valid,
         }
         for name, signed in refused.items():
             assert await status(signed) == 401, name

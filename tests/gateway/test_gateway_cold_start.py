@@ -17,9 +17,14 @@ from tests.gateway.conftest import bearer, deployment, running_gateway, snapshot
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.anyio
-TOKEN = bearer(token(("toy", "1")))
 INVOKE = "/model/toy/api/model/invoke"
 BODY = {"columns": ["a"], "data": [[21]]}
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """The ``Authorization`` header of a token for ``toy`` version 1, made when the test runs."""
+    return bearer(token(("toy", "1")))
 
 
 @pytest.fixture
@@ -65,12 +70,12 @@ async def runtime(toy_model: Path) -> Iterator[Runtime]:  # type: ignore[misc]
         started.stop()
 
 
-async def test_requests_to_a_cold_deployment_wait_for_its_first_replica(runtime: Runtime) -> None:
+async def test_requests_to_a_cold_deployment_wait_for_its_first_replica(runtime: Runtime, auth: dict[str, str]) -> None:
     async with (
         running_gateway(runtime.source, demand_interval_s=0.2) as (url, _),
         httpx.AsyncClient(base_url=url, timeout=120) as client,
     ):
-        answers = await asyncio.gather(*(client.post(INVOKE, json=BODY, headers=TOKEN) for _ in range(5)))
+        answers = await asyncio.gather(*(client.post(INVOKE, json=BODY, headers=auth) for _ in range(5)))
         assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
         assert all(a.json()["prediction"] == [[42]] for a in answers)
         assert runtime.source.demands[:1] == ["toy"]
@@ -78,18 +83,18 @@ async def test_requests_to_a_cold_deployment_wait_for_its_first_replica(runtime:
         first = len(runtime.source.demands)
         deadline = time.monotonic() + 10
         while len(runtime.source.demands) == first and time.monotonic() < deadline:
-            assert (await client.post(INVOKE, json=BODY, headers=TOKEN)).status_code == 200
+            assert (await client.post(INVOKE, json=BODY, headers=auth)).status_code == 200
             await asyncio.sleep(0.05)
         assert len(runtime.source.demands) > first
         metrics = (await client.get("/metrics")).text
         assert 'legion_gateway_cold_start_wait_seconds_count{deployment="toy"} 5.0' in metrics
 
 
-async def test_a_deployment_that_stays_cold_past_the_timeout_is_a_503() -> None:
+async def test_a_deployment_that_stays_cold_past_the_timeout_is_a_503(auth: dict[str, str]) -> None:
     source = StaticRoutingSource(snapshot([deployment("toy", [], min_replicas=0)]))
     async with running_gateway(source, cold_start_timeout_s=0.3) as (url, _), httpx.AsyncClient(base_url=url) as client:
         started = time.monotonic()
-        answer = await client.post(INVOKE, json=BODY, headers=TOKEN)
+        answer = await client.post(INVOKE, json=BODY, headers=auth)
         assert answer.status_code == 503 and "within 0.3 s" in answer.json()["error"]
         assert 0.3 <= time.monotonic() - started < 5
         assert source.demands == ["toy"]

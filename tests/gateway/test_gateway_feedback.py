@@ -11,7 +11,12 @@ from legion.gateway.sources import StaticRoutingSource
 from tests.gateway.conftest import bearer, deployment, running_gateway, snapshot, token
 
 pytestmark = pytest.mark.anyio
-TOKEN = bearer(token(("census", "1")))
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """The ``Authorization`` header of a token for ``census`` version 1, made when the test runs."""
+    return bearer(token(("census", "1")))
 
 
 @pytest.fixture
@@ -19,12 +24,12 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_feedback_is_checked_and_recorded() -> None:
+async def test_feedback_is_checked_and_recorded(auth: dict[str, str]) -> None:
     sink = MemoryFeedbackSink()
     source = StaticRoutingSource(snapshot([deployment("income", ["http://127.0.0.1:9"], ("census", "1"))]))
     async with (
         running_gateway(source, RecordingFeedbackHandler(sink)) as (url, _),
-        httpx.AsyncClient(base_url=url, headers=TOKEN) as client,
+        httpx.AsyncClient(base_url=url, headers=auth) as client,
     ):
         for path, rid in [("/feedback/model/income", "r-1"), ("/api/model/census/1/feedback", "r-2")]:
             answer = await client.post(path, json={"income": ">50K"}, headers={"Request-ID": rid})

@@ -27,8 +27,13 @@ from tests.gateway.conftest import (
 from tests.gateway.load import Answer, run_hammer
 from tests.support.server import ServerProcess, wait_until
 
-TOKEN = token(*[(n, "1") for n in ("a", "b", "c", "toy")])
 REQUESTS = 10_000
+
+
+@pytest.fixture
+def signed() -> str:
+    """A token for every deployment of the routing, made when the test runs."""
+    return token(*[(n, "1") for n in ("a", "b", "c", "toy")])
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +67,10 @@ def names(answers: list[Answer]) -> Counter[str]:
 
 
 @pytest.mark.parametrize(("prefix", "weights"), [("/ninety", {"a": 90, "b": 10}), ("/half", {"a": 50, "c": 50})])
-def test_weights_are_honoured_within_two_percent(gateway: GatewayProcess, prefix: str, weights: dict[str, int]) -> None:
-    answers = run_hammer(f"{gateway.url}{prefix}/invoke", REQUESTS, concurrency=16, headers=bearer(TOKEN))
+def test_weights_are_honoured_within_two_percent(
+    gateway: GatewayProcess, prefix: str, weights: dict[str, int], signed: str
+) -> None:
+    answers = run_hammer(f"{gateway.url}{prefix}/invoke", REQUESTS, concurrency=16, headers=bearer(signed))
     counts = names(answers)
     assert sum(counts[n] for n in weights) == REQUESTS, counts
     for name, weight in weights.items():
@@ -83,9 +90,9 @@ def _mirrored(gateway: GatewayProcess) -> dict[tuple[str, str], float]:
 @pytest.mark.parametrize(("prefix", "primary", "mirror"), [("/to-broken", "a", "broken"), ("/to-hanging", "b", "hanging"),
                                                            ("/to-dead", "c", "dead")])  # fmt: skip
 def test_a_broken_mirror_never_touches_the_primary(
-    gateway: GatewayProcess, prefix: str, primary: str, mirror: str
+    gateway: GatewayProcess, prefix: str, primary: str, mirror: str, signed: str
 ) -> None:
-    answers = run_hammer(f"{gateway.url}{prefix}/invoke", 3000, concurrency=16, headers=bearer(TOKEN))
+    answers = run_hammer(f"{gateway.url}{prefix}/invoke", 3000, concurrency=16, headers=bearer(signed))
     assert names(answers) == {primary: 3000}
 
     def copies() -> float:
@@ -100,7 +107,7 @@ def test_a_broken_mirror_never_touches_the_primary(
 
 
 def test_killing_one_of_two_replicas_under_load_fails_at_most_a_tenth_of_a_percent(
-    tmp_path: Path, toy_model: Path
+    tmp_path: Path, toy_model: Path, signed: str
 ) -> None:
     first, second = ServerProcess(toy_model), ServerProcess(toy_model)
     try:
@@ -118,7 +125,7 @@ def test_killing_one_of_two_replicas_under_load_fails_at_most_a_tenth_of_a_perce
                     os.kill(second.process.pid, signal.SIGKILL)
 
             answers = run_hammer(f"{gateway.url}/model/toy/api/model/invoke", REQUESTS, concurrency=8,
-                                 headers=bearer(TOKEN), on_answer=kill_midway)  # fmt: skip
+                                 headers=bearer(signed), on_answer=kill_midway)  # fmt: skip
             assert second.process.wait(10) == -signal.SIGKILL
             failed = [a for a in answers if a.status != 200]
             print(f"{len(failed)} of {REQUESTS} failed when a replica was killed:", [a.body[:120] for a in failed])
@@ -131,14 +138,14 @@ def test_killing_one_of_two_replicas_under_load_fails_at_most_a_tenth_of_a_perce
 
 
 def test_generated_request_ids_are_unique_across_workers_and_restarts(
-    tmp_path: Path, replicas: dict[str, ServerProcess]
+    tmp_path: Path, replicas: dict[str, ServerProcess], signed: str
 ) -> None:
     routing = tmp_path / "routing.json"
     write_routing(routing, snapshot([deployment("a", [replicas["a"].url])]))
     seen: list[str] = []
     for workers, count in (("2", REQUESTS), ("1", 2000)):  # the second gateway is a restart
         with gateway_process(routing, "--workers", workers, env={"LEGION_GATEWAY_ACCESS_LOG": "false"}) as gateway:
-            answers = run_hammer(f"{gateway.url}/model/a/invoke", count, concurrency=16, headers=bearer(TOKEN))
+            answers = run_hammer(f"{gateway.url}/model/a/invoke", count, concurrency=16, headers=bearer(signed))
         assert [a.status for a in answers] == [200] * count
         ids = [a.headers["request-id"] for a in answers]
         assert all(a.json()["headers"]["request-id"] == rid for a, rid in zip(answers, ids, strict=True))  # type: ignore[index]
