@@ -31,11 +31,12 @@ from legion.api.reconcile import Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
 from legion.api.registry_routes import registry_router
-from legion.api.resources_routes import ResourceService, kind_router
+from legion.api.resources_routes import kind_router
 from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
+from legion.api.services import ResourceService
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.storage.feedback import FeedbackStore

@@ -15,9 +15,9 @@ import time
 from typing import Final
 
 from legion.api.reconcile.outcomes import Failed, Outcome, Retry, Settled, StatusWriter
-from legion.api.resources_routes import stored_resource
 from legion.api.runtime.base import PermanentRuntimeError, Runtime, TemporaryRuntimeError
 from legion.api.storage import ResourceStore, StoredResource
+from legion.api.storage.typed import stored_resource
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelDeployment, ModelDeploymentSpec
 

@@ -19,10 +19,10 @@ from typing import Final
 
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
 from legion.api.reconcile.outcomes import Done, Outcome, Retry, StatusWriter
-from legion.api.resources_routes import stored_resource
 from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import PACKAGINGS, JobObservation, LocalJobs
 from legion.api.storage import ResourceStore, StoredResource
+from legion.api.storage.typed import stored_resource
 from legion.core.resources import ModelPackaging, PackagingIntegration
 
 WAIT_FOR_ARTIFACT_S: Final = 2.0

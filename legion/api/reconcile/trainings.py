@@ -18,11 +18,11 @@ from pathlib import Path
 
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
 from legion.api.reconcile.outcomes import Done, Failed, Outcome, StatusWriter
-from legion.api.resources_routes import stored_resource
 from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import TRAININGS, JobObservation, LocalJobs
 from legion.api.runtime.sources import bind_data, prepare_source
 from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
+from legion.api.storage.typed import stored_resource
 from legion.core.errors import ConflictError, NotFoundError
 from legion.core.resources import (
     Connection,
