@@ -27,15 +27,16 @@ from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
 from legion.api.prometheus_routes import prometheus_router
-from legion.api.reconcile import Reconciler
+from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
 from legion.api.registry_routes import registry_router
-from legion.api.resources_routes import ResourceService, kind_router
+from legion.api.resources_routes import kind_router
 from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
+from legion.api.services import ResourceService
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.storage.feedback import FeedbackStore
@@ -67,10 +68,15 @@ def make_runtime(settings: ApiSettings) -> Runtime | None:
     return None
 
 
-def add_job_controllers(
-    reconciler: Reconciler, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry
-) -> LocalJobs:
-    """Trainings and packagings as local processes (with the local runtime)."""
+def add_controllers(
+    reconciler: Reconciler, runtime: Runtime, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry
+) -> LocalJobs | None:
+    """What the loop drives: deployments on ``runtime``, and with the local runtime trainings and packagings as
+    local processes (their ``LocalJobs`` is returned, for the log routes)."""
+    idle_s = settings.scale_to_zero_idle_s
+    reconciler.add(DeploymentController(runtime, store=store, progress_s=reconciler.settings.progress_s, idle_s=idle_s))
+    if settings.runtime != "local":
+        return None
     work_dir = settings.data_dir / "runtime"
     jobs = LocalJobs(work_dir)
     models_dir, packages_dir = settings.data_dir / "models", settings.data_dir / "packages"
@@ -135,23 +141,13 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     signal = ChangeSignal()
     metrics = ApiMetrics()
     runtime = make_runtime(settings)
-    reconciler = (
-        None
-        if runtime is None
-        else Reconciler(
-            store,
-            runtime,
-            resync_s=settings.resync_s,
-            idle_s=settings.scale_to_zero_idle_s,
-            on_status=signal.notify,
-            on_step=metrics.observe_reconcile,
-        )
-    )
-
     registry = ModelRegistry(engine)
-    jobs = None
-    if reconciler is not None and settings.runtime == "local":
-        jobs = add_job_controllers(reconciler, settings, store, registry)
+    reconciler: Reconciler | None = None
+    jobs: LocalJobs | None = None
+    if runtime is not None:
+        loop_settings = LoopSettings(resync_s=settings.resync_s)
+        reconciler = Reconciler(store, loop_settings, on_status=signal.notify, on_step=metrics.observe_reconcile)
+        jobs = add_controllers(reconciler, runtime, settings, store, registry)
     managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
 
     @contextlib.asynccontextmanager

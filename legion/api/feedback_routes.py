@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from legion.api.auth import Caller
-from legion.api.resources_routes import read_document
+from legion.api.bodies import read_document
 from legion.api.storage.feedback import FeedbackStore
 from legion.core.errors import BadRequestError, PayloadTooLargeError
 

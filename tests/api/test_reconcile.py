@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from legion.api.reconcile import Reconciler
+from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.storage import Cipher, ResourceStore, create_engine, migrate, sqlite_url
 
@@ -31,10 +31,17 @@ def store(tmp_path: Path) -> ResourceStore:
     return ResourceStore(engine, Cipher([Fernet.generate_key().decode()]))
 
 
+def deployment_loop(store: ResourceStore, runtime: MemoryRuntime, idle_s: float = 300.0) -> Reconciler:
+    """A loop that drives ModelDeployments only, quick to look again."""
+    reconciler = Reconciler(store, LoopSettings(resync_s=0.2, progress_s=0.01))
+    reconciler.add(DeploymentController(runtime, store=store, progress_s=0.01, idle_s=idle_s))
+    return reconciler
+
+
 @pytest.fixture
 async def loop(store: ResourceStore) -> AsyncIterator[tuple[Reconciler, MemoryRuntime]]:
     runtime = MemoryRuntime(start_calls=1)
-    reconciler = Reconciler(store, runtime, resync_s=0.2, progress_s=0.01)
+    reconciler = deployment_loop(store, runtime)
     stop = asyncio.Event()
     task = asyncio.create_task(reconciler.run(stop))
     try:
@@ -136,7 +143,7 @@ async def test_deleting_stops_the_replicas_then_removes_the_object(
 
 async def test_a_demanded_deployment_runs_one_replica_from_zero_then_lets_it_go(store: ResourceStore) -> None:
     runtime = MemoryRuntime(start_calls=1)
-    reconciler = Reconciler(store, runtime, resync_s=0.2, progress_s=0.01, idle_s=0.5)
+    reconciler = deployment_loop(store, runtime, idle_s=0.5)
     stop = asyncio.Event()
     task = asyncio.create_task(reconciler.run(stop))
     try:

@@ -14,12 +14,18 @@ import re
 import time
 from typing import Final
 
-from legion.api.reconcile.outcomes import Failed, Outcome, Retry, Settled, StatusWriter
-from legion.api.resources_routes import stored_resource
+from legion.api.reconcile.outcomes import Failed, Outcome, Retry, Settled
 from legion.api.runtime.base import PermanentRuntimeError, Runtime, TemporaryRuntimeError
 from legion.api.storage import ResourceStore, StoredResource
+from legion.api.storage.typed import stored_resource
 from legion.core.errors import NotFoundError
-from legion.core.resources import ModelDeployment, ModelDeploymentSpec
+from legion.core.resources import (
+    ENDED_JOB_STATES,
+    ModelDeployment,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    StatusPatch,
+)
 
 WAIT_FOR_PACKAGE_S: Final = 2.0
 _PACKAGE_IMAGE: Final = re.compile(r"packages/([^/]+)/?")
@@ -27,7 +33,7 @@ _PACKAGE_IMAGE: Final = re.compile(r"packages/([^/]+)/?")
 
 class DeploymentController:
     kind = "ModelDeployment"
-    deleting_state: str | None = "Deleting"
+    deleting: StatusPatch | None = StatusPatch(ModelDeploymentStatus(state="Deleting"))
 
     def __init__(
         self, runtime: Runtime, *, progress_s: float, idle_s: float, store: ResourceStore | None = None
@@ -58,7 +64,7 @@ class DeploymentController:
             packaging = await asyncio.to_thread(self.store.get, "ModelPackaging", found[1])
         except NotFoundError:
             return None
-        return None if packaging.status.get("state") in ("succeeded", "failed") else packaging.id
+        return None if packaging.status.get("state") in ENDED_JOB_STATES else packaging.id
 
     def _wanted(self, ident: str, spec: ModelDeploymentSpec) -> tuple[ModelDeploymentSpec, float]:
         """The spec to converge to: one replica more than ``minReplicas: 0`` while demanded; and until when."""
@@ -68,34 +74,31 @@ class DeploymentController:
         self._demanded.pop(ident, None)
         return spec, 0.0
 
-    async def converge(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+    async def converge(self, stored: StoredResource) -> Outcome:
         ident = stored.id
         resource = stored_resource(stored)
         assert isinstance(resource, ModelDeployment)
         spec, demanded_until = self._wanted(ident, resource.spec)
         awaited = await self._awaited_packaging(spec.image)
         if awaited is not None:
-            await write(stored, state="Processing", message=f"waiting for ModelPackaging {awaited!r} to make the image")
-            return Retry(WAIT_FOR_PACKAGE_S)
+            waiting = f"waiting for ModelPackaging {awaited!r} to make the image"
+            return Retry(WAIT_FOR_PACKAGE_S, StatusPatch(ModelDeploymentStatus(state="Processing", message=waiting)))
         try:
             seen = await self.runtime.apply_deployment(ident, spec)
         except PermanentRuntimeError as exc:
-            await write(stored, state="Failed", reason=exc.reason)
-            return Failed(exc.reason)
+            return Failed(StatusPatch(ModelDeploymentStatus(state="Failed", reason=exc.reason)))
         except TemporaryRuntimeError as exc:
-            await write(stored, state="Processing", reason=exc.reason)
-            return Retry(exc.retry_after_s)
+            return Retry(exc.retry_after_s, StatusPatch(ModelDeploymentStatus(state="Processing")))
         ready = seen.available >= spec.min_replicas
-        await write(
-            stored,
+        status = StatusPatch(ModelDeploymentStatus(
             state="Ready" if ready else "Processing",
-            replicas=seen.replicas, availableReplicas=seen.available,
-            serviceURL=seen.service_url, endpoints=list(seen.endpoints),
-            modelName=seen.model_name, modelVersion=seen.model_version, message=None,
-            observedGeneration=stored.generation if ready else None,
-        )  # fmt: skip
+            replicas=seen.replicas, available_replicas=seen.available,
+            service_url=seen.service_url, endpoints=list(seen.endpoints),
+            model_name=seen.model_name, model_version=seen.model_version, message=None,
+            observed_generation=stored.generation if ready else None,
+        ))  # fmt: skip
         if not ready:
-            return Retry(self.progress_s)
+            return Retry(self.progress_s, status)
         if spec.min_replicas > resource.spec.min_replicas:  # held up by demand: look again when it may lapse
-            return Retry(max(self.progress_s, demanded_until - time.monotonic()))
-        return Settled()
+            return Retry(max(self.progress_s, demanded_until - time.monotonic()), status)
+        return Settled(status)

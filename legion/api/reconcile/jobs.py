@@ -8,25 +8,27 @@ look again after ``poll_s``; failed → ``failed`` with the exit code and the en
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Final
 
-from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry, StatusWriter
+from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry, after
 from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
 from legion.api.runtime.jobs import JobKind, JobObservation, LocalJobs
 from legion.api.storage import ResourceStore, StoredResource
 from legion.core.errors import LegionError
-
-ENDED: Final = frozenset({"succeeded", "failed"})
+from legion.core.resources import ENDED_JOB_STATES, JobStatus, PackagingResult, StatusPatch, TrainingResult
 
 
 class JobController(ABC):
     kind: str
     job_kind: JobKind
+    status_model: type[JobStatus]
+    """The kind's status (``ModelTrainingStatus``, ``ModelPackagingStatus``), which the outcomes' patches are of."""
     products: str
     """The status field that lists what a run made (``artifacts``, ``results``); emptied when the spec changes."""
-    deleting_state: str | None = None
+    deleting: StatusPatch | None = None
 
     def __init__(self, store: ResourceStore, jobs: LocalJobs, *, poll_s: float = 1.0) -> None:
         self.store = store
@@ -40,44 +42,51 @@ class JobController(ABC):
             return False
         return True
 
-    async def converge(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+    async def converge(self, stored: StoredResource) -> Outcome:
         run_of = stored.status.get("observedGeneration")
-        if run_of == stored.generation and stored.status.get("state") in ENDED:
+        if run_of == stored.generation and stored.status.get("state") in ENDED_JOB_STATES:
             return Done()
         if run_of is not None and run_of != stored.generation:  # the spec changed: run it again
             if not await self.remove(stored.id):
                 return Retry(self.poll_s)
-            reset: dict[str, Any] = {self.products: []}
-            await write(stored, state="scheduling", exitCode=None, processId=None, message=None, **reset)
-            stored = await asyncio.to_thread(self.store.get, self.kind, stored.id)
+            emptied: dict[str, Any] = {self.products: []}
+            reset = StatusPatch(
+                self.status_model(state="scheduling", exit_code=None, process_id=None, message=None, **emptied)
+            )
+            # go on from the reset status; the loop writes the reset and this step's own patch as one
+            return after(reset, await self._look(replace(stored, status=reset.apply(stored.status))))
+        return await self._look(stored)
+
+    async def _look(self, stored: StoredResource) -> Outcome:
         observation = await self.jobs.observe(stored.id, self.job_kind)
         if observation is None:
-            return await self._start(stored, write)
+            return await self._start(stored)
         if observation.state == "running":
-            await write(stored, state="running", processId=observation.pid)
-            return Retry(self.poll_s)
+            return Retry(self.poll_s, StatusPatch(self.status_model(state="running", process_id=observation.pid)))
         if observation.state == "failed":
-            await write(stored, state="failed", exitCode=observation.exit_code, reason=observation.reason)
-            return Failed(observation.reason or "failed")
-        return await self._finish(stored, observation, write)
+            failed = self.status_model(state="failed", exit_code=observation.exit_code, reason=observation.reason)
+            return Failed(StatusPatch(failed))
+        return await self._finish(stored, observation)
 
-    async def _not_started(self, stored: StoredResource, write: StatusWriter, exc: Exception) -> Outcome:
+    def _not_started(self, stored: StoredResource, exc: Exception) -> Outcome:
         """The run could not start (a permanent reason): ``failed`` for this generation."""
         reason = exc.reason if isinstance(exc, PermanentRuntimeError) else getattr(exc, "detail", str(exc))
-        await write(stored, state="failed", reason=reason, observedGeneration=stored.generation, message=None)
-        return Failed(reason)
+        failed = self.status_model(state="failed", reason=reason, observed_generation=stored.generation, message=None)
+        return Failed(StatusPatch(failed))
 
-    async def _started(self, stored: StoredResource, write: StatusWriter, **status: Any) -> Outcome:
-        await write(stored, state="running", observedGeneration=stored.generation, message=None, **status)
-        return Retry(self.poll_s)
+    def _started(self, stored: StoredResource, made: Sequence[TrainingResult | PackagingResult] = ()) -> Outcome:
+        """The run is started: ``running`` for this generation, with what it is known to make already."""
+        products: dict[str, Any] = {self.products: list(made)} if made else {}
+        running = self.status_model(state="running", observed_generation=stored.generation, message=None, **products)
+        return Retry(self.poll_s, StatusPatch(running))
 
     @abstractmethod
-    async def _start(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+    async def _start(self, stored: StoredResource) -> Outcome:
         """Prepare and start the run (``_started``), wait (``Retry``), or give up (``_not_started``)."""
 
     @abstractmethod
-    async def _finish(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
-        """Record what a succeeded run made; ``succeeded``."""
+    async def _finish(self, stored: StoredResource, observation: JobObservation) -> Outcome:
+        """Record what a succeeded run made: ``Done`` with ``succeeded`` (or ``Failed``)."""
 
 
 STARTUP_ERRORS: Final = (PermanentRuntimeError, LegionError)

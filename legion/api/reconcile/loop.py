@@ -1,12 +1,13 @@
 """The reconcile loop: desired state in the database, controllers asked to converge, status written back.
 
 One coroutine (``Reconciler.run``) keeps a schedule of ``(kind, id)`` to look at, for every kind that has a
-controller (deployments always; trainings and packagings when the runtime can run jobs). It wakes when the
-store's change log has news (the API calls ``wake`` after each write; other writers are noticed by polling the log
-every ``resync_s``) or when the next look is due, so nothing spins while nothing changes. Each look is one
-controller step whose ``Outcome`` (``legion.api.reconcile.outcomes``) is a value: ``Settled`` looks again after
-``resync_s``, ``Retry`` after its delay (backoff per object on errors), ``Failed``/``Done``/``Gone`` drop the object
-from the schedule until its spec changes.
+controller registered with ``add`` (the composition root adds deployments always, trainings and packagings when
+the runtime can run jobs). It wakes when the store's change log has news (the API calls ``wake`` after each
+write; other writers are noticed by polling the log every ``resync_s``) or when the next look is due, so nothing
+spins while nothing changes. Each look is one controller step whose ``Outcome`` (``legion.api.reconcile.outcomes``)
+is a value: ``Settled`` looks again after ``resync_s``, ``Retry`` after its delay (backoff per object on errors),
+``Failed``/``Done``/``Gone`` drop the object from the schedule until its spec changes. The loop is the only writer
+of a status: it applies the ``StatusPatch`` an outcome carries.
 
 Deletion is the loop's too: an object marked deleting has its runtime parts removed by its controller, and is then
 deleted from the store. Status is written only when it differs from what is stored, so the loop never wakes itself.
@@ -18,51 +19,58 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from legion.api.reconcile.deployments import DeploymentController
-from legion.api.reconcile.outcomes import Controller, Done, Failed, Gone, Outcome, Retry, Settled, without_time
-from legion.api.runtime.base import Runtime
+from legion.api.reconcile.outcomes import Controller, Done, Failed, Gone, OnDemand, Outcome, Retry, Settled
 from legion.api.storage import ChangeAction, ResourceStore, StoredResource
 from legion.core.errors import NotFoundError
+from legion.core.resources import StatusPatch
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
-_FAILED_STATES = frozenset({"Failed", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    """How often and how widely the loop looks (seconds and counts)."""
+
+    resync_s: float = 10.0
+    """Look again at a settled object, and poll the store's change log, after this long."""
+    progress_s: float = 0.5
+    """Look again at an object being deleted after this long; the first backoff step after an error."""
+    max_backoff_s: float = 30.0
+    """The longest wait before a look again, whatever a controller or the backoff asks."""
+    concurrency: int = 8
+    """How many objects are looked at at once."""
 
 
 class Reconciler:
-    """Drives ``runtime`` towards the ModelDeployments in ``store`` (and, with ``add``, other kinds).
+    """Drives the objects in ``store`` of every kind a controller was ``add``ed for towards their specs.
 
-    A deployment with ``minReplicas: 0`` runs no replica until someone ``demand``s one (the gateway does, when a
-    request waits for it); it then runs one until ``idle_s`` pass without another demand.
+    ``on_status`` is told after each status write (the routing long-polls wake on it); ``on_step`` is told
+    ``(kind, outcome, seconds)`` after each step (the API's metrics), with outcome ``error`` when a step raised.
+
+        reconciler = Reconciler(store, LoopSettings(resync_s=10.0))
+        reconciler.add(DeploymentController(runtime, store=store, progress_s=0.5, idle_s=300.0))
+        await reconciler.run(stop)
     """
 
     def __init__(
         self,
         store: ResourceStore,
-        runtime: Runtime,
+        settings: LoopSettings = LoopSettings(),  # frozen: one shared default is safe
         *,
-        resync_s: float = 10.0,
-        progress_s: float = 0.5,
-        max_backoff_s: float = 30.0,
-        concurrency: int = 8,
-        idle_s: float = 300.0,
         on_status: Callable[[], None] = lambda: None,
         on_step: Callable[[str, str, float], None] = lambda kind, outcome, seconds: None,
     ) -> None:
         self.store = store
-        self.runtime = runtime
-        self.resync_s = resync_s
-        self.progress_s = progress_s
-        self.max_backoff_s = max_backoff_s
-        self.deployments = DeploymentController(runtime, progress_s=progress_s, idle_s=idle_s, store=store)
-        self._controllers: dict[str, Controller] = {self.deployments.kind: self.deployments}
+        self.settings = settings
+        self._controllers: dict[str, Controller] = {}
         self._on_status = on_status
         self._on_step = on_step
-        """Told ``(kind, outcome, seconds)`` after each step (the API's metrics); ``error`` when a step raised."""
-        self._limit = asyncio.Semaphore(concurrency)
+        self._limit = asyncio.Semaphore(settings.concurrency)
         self._due: dict[Key, float] = {}
         self._failures: dict[Key, int] = {}
         self._wake = asyncio.Event()
@@ -84,10 +92,12 @@ class Reconciler:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def demand(self, ident: str) -> None:
-        """A request waits for deployment ``ident``: run at least one replica for the next ``idle_s``."""
-        if self.deployments.demand(ident):
-            self._due[(self.deployments.kind, ident)] = time.monotonic()
+    def demand(self, ident: str, kind: str = "ModelDeployment") -> None:
+        """A request waits for ``ident`` (a deployment: run at least one replica for a while); from the loop's
+        thread. Nothing happens for a kind without an ``OnDemand`` controller."""
+        controller = self._controllers.get(kind)
+        if isinstance(controller, OnDemand) and controller.demand(ident):
+            self._due[(kind, ident)] = time.monotonic()
             self._wake.set()
 
     def queue_depth(self) -> tuple[int, int]:
@@ -106,7 +116,7 @@ class Reconciler:
         while not stop.is_set():
             self.passes += 1
             now = time.monotonic()
-            if self._wake.is_set() or now - last_poll >= self.resync_s:
+            if self._wake.is_set() or now - last_poll >= self.settings.resync_s:
                 self._wake.clear()
                 last_poll = now
                 await self._read_changes()
@@ -116,7 +126,7 @@ class Reconciler:
             await self._sleep(stop, last_poll)
 
     async def _sleep(self, stop: asyncio.Event, last_poll: float) -> None:
-        wake_at = min([*self._due.values(), last_poll + self.resync_s])
+        wake_at = min([*self._due.values(), last_poll + self.settings.resync_s])
         timeout = max(0.0, wake_at - time.monotonic())
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -152,7 +162,7 @@ class Reconciler:
         match outcome:
             case Settled():
                 self._failures.pop(key, None)
-                self._due[key] = now + self.resync_s
+                self._due[key] = now + self.settings.resync_s
             case Retry(delay_s):
                 self._due[key] = now + delay_s
             case Failed() | Done() | Gone():
@@ -161,10 +171,10 @@ class Reconciler:
     def _backoff(self, key: Key) -> float:
         failures = self._failures.get(key, 0) + 1
         self._failures[key] = failures
-        return float(min(self.max_backoff_s, self.progress_s * 2**failures))
+        return float(min(self.settings.max_backoff_s, self.settings.progress_s * 2**failures))
 
     async def reconcile(self, kind: str, ident: str) -> Outcome:
-        """One step for one object; see the module docstring for the outcomes."""
+        """One step for one object, its status written; see the module docstring for the outcomes."""
         controller = self._controllers[kind]
         try:
             stored = await asyncio.to_thread(self.store.get, kind, ident)
@@ -175,28 +185,30 @@ class Reconciler:
             if await controller.remove(ident):
                 await asyncio.to_thread(self.store.delete, kind, ident)
                 return Gone()
-            if controller.deleting_state is not None:
-                await self._write(stored, state=controller.deleting_state)
-            return Retry(self.progress_s)
-        outcome = await controller.converge(stored, self._write)
+            await self._write(stored, controller.deleting)
+            return Retry(self.settings.progress_s)
+        outcome = await controller.converge(stored)
+        match outcome:
+            case Settled(status) | Retry(_, status) | Failed(status) | Done(status):
+                await self._write(stored, status)
         if isinstance(outcome, Retry):
-            return Retry(min(self.max_backoff_s, outcome.delay_s))
+            return replace(outcome, delay_s=min(self.settings.max_backoff_s, outcome.delay_s))
         return outcome
 
-    async def reconcile_deployment(self, ident: str) -> Outcome:
-        return await self.reconcile(self.deployments.kind, ident)
-
-    async def _write(self, stored: StoredResource, **status: Any) -> None:
-        """Store the status when it differs from the stored one (a reason is kept only in a failed state)."""
+    async def _write(self, stored: StoredResource, patch: StatusPatch | None) -> None:
+        """Store the patched status when it differs from the stored one (its time aside)."""
+        if patch is None:
+            return
         current = stored.status
-        merged = {**current, **status}
-        if merged.get("state") not in _FAILED_STATES:
-            merged.pop("reason", None)
-        wanted = {k: v for k, v in merged.items() if v is not None}
-        if without_time(wanted) == without_time(current):
+        wanted: dict[str, Any] = patch.apply(current)
+        if _without_time(wanted) == _without_time(current):
             return
         wanted["lastUpdatedTime"] = datetime.now(UTC).isoformat()
         await asyncio.to_thread(
             self.store.update_status, stored.kind, stored.id, wanted, expected_generation=stored.generation
         )
         self._on_status()
+
+
+def _without_time(status: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k != "lastUpdatedTime"}

@@ -18,12 +18,18 @@ from pathlib import Path
 from typing import Final
 
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
-from legion.api.reconcile.outcomes import Done, Outcome, Retry, StatusWriter
-from legion.api.resources_routes import stored_resource
+from legion.api.reconcile.outcomes import Done, Outcome, Retry
 from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import PACKAGINGS, JobObservation, LocalJobs
 from legion.api.storage import ResourceStore, StoredResource
-from legion.core.resources import ModelPackaging, PackagingIntegration
+from legion.api.storage.typed import stored_resource
+from legion.core.resources import (
+    ModelPackaging,
+    ModelPackagingStatus,
+    PackagingIntegration,
+    PackagingResult,
+    StatusPatch,
+)
 
 WAIT_FOR_ARTIFACT_S: Final = 2.0
 
@@ -31,6 +37,7 @@ WAIT_FOR_ARTIFACT_S: Final = 2.0
 class PackagingController(JobController):
     kind = "ModelPackaging"
     job_kind = PACKAGINGS
+    status_model = ModelPackagingStatus
     products = "results"
 
     def __init__(
@@ -40,22 +47,21 @@ class PackagingController(JobController):
         self.models_dir = models_dir
         self.packages_dir = packages_dir
 
-    async def _finish(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
+    async def _finish(self, stored: StoredResource, observation: JobObservation) -> Outcome:
         assert observation.model_dir is not None
         target = self.packages_dir / stored.id
         await asyncio.to_thread(_replace_tree, observation.model_dir, target)
-        results = [{"name": "package", "value": str(target.absolute())}]
-        await write(stored, state="succeeded", exitCode=0, results=results)
-        return Done()
+        made = PackagingResult(name="package", value=str(target.absolute()))
+        return Done(StatusPatch(ModelPackagingStatus(state="succeeded", exit_code=0, results=[made])))
 
-    async def _start(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+    async def _start(self, stored: StoredResource) -> Outcome:
         resource = stored_resource(stored)
         assert isinstance(resource, ModelPackaging)
         spec = resource.spec
         artifact = self.models_dir / spec.artifact_name
         if not artifact.is_dir():
-            await write(stored, state="scheduling", message=f"waiting for the artifact {spec.artifact_name!r}")
-            return Retry(WAIT_FOR_ARTIFACT_S)
+            waiting = f"waiting for the artifact {spec.artifact_name!r}"
+            return Retry(WAIT_FOR_ARTIFACT_S, StatusPatch(ModelPackagingStatus(state="scheduling", message=waiting)))
         try:
             integration = stored_resource(
                 await asyncio.to_thread(self.store.get, "PackagingIntegration", spec.integration_name)
@@ -71,8 +77,8 @@ class PackagingController(JobController):
             env = {"LEGION_PACKAGING_ID": stored.id, "LEGION_PACKAGING_ARGUMENTS": json.dumps(spec.arguments)}
             await self.jobs.start_packaging(stored.id, argv, env)
         except STARTUP_ERRORS as exc:
-            return await self._not_started(stored, write, exc)
-        return await self._started(stored, write)
+            return self._not_started(stored, exc)
+        return self._started(stored)
 
 
 def _replace_tree(source: Path, target: Path) -> None:

@@ -1,10 +1,11 @@
 """``TrainingController``: a ModelTraining runs once per spec generation as a local job, and registers its model.
 
-Steps, each a reconcile look: ``scheduling`` (the code is copied or cloned at its reference into
-``sources/<id>``, ``data`` is bound, the job starts) → ``running`` (looked at every ``poll_s``) → ``succeeded``
-(the saved model is copied to ``models/<name>-<version>`` and registered, with the training's metrics and commit)
-or ``failed`` (the exit code and the end of the log in ``reason``). A changed spec runs the training again; a
-deleted training's process is stopped and its files removed (a registered model stays).
+Steps, each a reconcile look: ``scheduling`` (said first, in a look of its own, because what follows can take a
+while: the code is copied or cloned at its reference into ``sources/<id>``, ``data`` is bound, the job starts) →
+``running`` (looked at every ``poll_s``) → ``succeeded`` (the saved model is copied to ``models/<name>-<version>``
+and registered, with the training's metrics and commit) or ``failed`` (the exit code and the end of the log in
+``reason``). A changed spec runs the training again; a deleted training's process is stopped and its files removed
+(a registered model stays). Every step's status is in the outcome it returns; the loop writes it.
 
 The ``python`` toolchain runs the entrypoint with the API's own interpreter (so ``legion.model`` is importable);
 the integration's ``additionalEnvironments`` are set for every run, under the training's own ``envs``.
@@ -15,14 +16,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
+from typing import Final
 
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
-from legion.api.reconcile.outcomes import Done, Failed, Outcome, StatusWriter
-from legion.api.resources_routes import stored_resource
+from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry
 from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import TRAININGS, JobObservation, LocalJobs
 from legion.api.runtime.sources import bind_data, prepare_source
 from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
+from legion.api.storage.typed import stored_resource
 from legion.core.errors import ConflictError, NotFoundError
 from legion.core.resources import (
     Connection,
@@ -30,9 +32,14 @@ from legion.core.resources import (
     EnvironmentVariable,
     ModelTraining,
     ModelTrainingSpec,
+    ModelTrainingStatus,
+    StatusPatch,
     ToolchainIntegration,
+    TrainingResult,
 )
 from legion.model import Manifest
+
+PREPARING: Final = "getting the code and data"
 
 
 def artifact_name(spec: ModelTrainingSpec) -> str:
@@ -43,6 +50,7 @@ def artifact_name(spec: ModelTrainingSpec) -> str:
 class TrainingController(JobController):
     kind = "ModelTraining"
     job_kind = TRAININGS
+    status_model = ModelTrainingStatus
     products = "artifacts"
 
     def __init__(
@@ -61,18 +69,24 @@ class TrainingController(JobController):
         self.sources_dir = work_dir / "sources"
         self.models_dir = models_dir
         self.local_root = local_root
+        self._announced: set[str] = set()
+        """Trainings whose ``scheduling`` status already says that their code and data are being fetched."""
 
     async def remove(self, ident: str) -> bool:
         if not await super().remove(ident):
             return False
+        self._announced.discard(ident)
         await asyncio.to_thread(shutil.rmtree, self.sources_dir / ident, True)
         return True
 
-    async def _start(self, stored: StoredResource, write: StatusWriter) -> Outcome:
+    async def _start(self, stored: StoredResource) -> Outcome:
+        if stored.id not in self._announced:  # say so first (a look of its own): a git clone can take a while
+            self._announced.add(stored.id)
+            return Retry(0.0, StatusPatch(ModelTrainingStatus(state="scheduling", message=PREPARING)))
+        self._announced.discard(stored.id)
         resource = stored_resource(stored)
         assert isinstance(resource, ModelTraining)
         spec = resource.spec
-        await write(stored, state="scheduling", message="getting the code and data")
         source = self.sources_dir / stored.id
         try:
             toolchain, vcs, connections = await asyncio.to_thread(self._references, spec)
@@ -84,9 +98,9 @@ class TrainingController(JobController):
             run_spec = spec.model_copy(update={"envs": [e for e in extra if e.name not in given] + spec.envs})
             await self.jobs.start_training(stored.id, run_spec, source_dir=source, git_commit=commit)
         except STARTUP_ERRORS as exc:
-            return await self._not_started(stored, write, exc)
-        artifacts = [{"artifactName": artifact_name(spec), "commitID": commit, "runId": stored.id}] if commit else []
-        return await self._started(stored, write, artifacts=artifacts or None)
+            return self._not_started(stored, exc)
+        made = [TrainingResult(artifact_name=artifact_name(spec), commit_id=commit, run_id=stored.id)] if commit else []
+        return self._started(stored, made)
 
     def _references(
         self, spec: ModelTrainingSpec
@@ -101,7 +115,7 @@ class TrainingController(JobController):
             connections[name] = connection.spec
         return toolchain, connections.get(spec.vcs_name) if spec.vcs_name else None, connections
 
-    async def _finish(self, stored: StoredResource, observation: JobObservation, write: StatusWriter) -> Outcome:
+    async def _finish(self, stored: StoredResource, observation: JobObservation) -> Outcome:
         resource = stored_resource(stored)
         assert isinstance(resource, ModelTraining)
         spec = resource.spec
@@ -111,12 +125,10 @@ class TrainingController(JobController):
             await asyncio.to_thread(self._keep_model, stored.id, observation, name, spec)
         except (ConflictError, PermanentRuntimeError) as exc:
             reason = exc.detail if isinstance(exc, ConflictError) else exc.reason
-            await write(stored, state="failed", exitCode=0, reason=reason)
-            return Failed(reason)
+            return Failed(StatusPatch(ModelTrainingStatus(state="failed", exit_code=0, reason=reason)))
         commit = next((a.commit_id for a in resource.status.artifacts if a.commit_id), None)
-        artifact = {"artifactName": name, "commitID": commit, "runId": stored.id}
-        await write(stored, state="succeeded", exitCode=0, artifacts=[{k: v for k, v in artifact.items() if v}])
-        return Done()
+        made = TrainingResult(artifact_name=name, commit_id=commit, run_id=stored.id)
+        return Done(StatusPatch(ModelTrainingStatus(state="succeeded", exit_code=0, artifacts=[made])))
 
     def _keep_model(self, training_id: str, observation: JobObservation, name: str, spec: ModelTrainingSpec) -> None:
         """Copy the model out of the job's directory and register it (again after a restart: nothing new)."""

@@ -73,7 +73,7 @@ from legion.api.runtime.processes import (
     write_atomically,
 )
 from legion.core.errors import NotFoundError
-from legion.core.resources import ModelTrainingSpec, is_valid_id
+from legion.core.resources import JobRunState, ModelTrainingSpec, is_valid_id
 from legion.model import MANIFEST_NAME, PACKAGE_MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -113,14 +113,12 @@ os.replace(exit_path + ".tmp", exit_path)
 sys.exit(code if code >= 0 else 128 - code)
 """
 
-JobState = Literal["running", "succeeded", "failed"]
-
 
 @dataclass(frozen=True, slots=True)
 class JobObservation:
     """What one training is doing, or how it ended."""
 
-    state: JobState
+    state: JobRunState
     exit_code: int | None = None
     """The training's exit code once it has ended (negative: killed by that signal); None while it runs or when
     it ended without recording one."""

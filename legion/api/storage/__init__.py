@@ -6,6 +6,8 @@
 - ``resources.ResourceStore``: every resource kind, with optimistic concurrency, a change log for the reconcile
   loop and secret fields encrypted at rest (``crypto.Cipher``).
 - ``registry.ModelRegistry`` and ``tokens.TokenRevocations``.
+- ``typed.stored_resource``: a stored row read back as its typed ``legion.core.resources`` model (the stores
+  themselves keep JSON and know no schema).
 
 Stores hand out frozen dataclasses, never ORM rows, and raise only ``legion.core.errors``. Validating a spec
 against its kind's schema, masking secrets in responses and HTTP belong to the API above, not here.

@@ -16,8 +16,9 @@ the wire and snake_case in Python, with Legion's (ODAHU-flow's) field names::
     {'mdName': 'income-v2', 'weight': 10}
 
 Layout: ``base`` (wire model, ids, quantities, envelope), one module per family of kinds (``connection``, ``jobs``,
-``serving``), ``kinds`` (the ``KINDS`` table and reference checks) and ``documents`` (text and mappings in and
-out). Storage, HTTP and the reconcile loop do not belong here; this package only says what a valid resource is.
+``serving``), ``kinds`` (the ``KINDS`` table and reference checks), ``documents`` (text and mappings in and
+out) and ``status`` (``StatusPatch``: what a reconcile step changes in a status). Storage, HTTP and the reconcile
+loop do not belong here; this package only says what a valid resource is and what a status change is.
 """
 
 from legion.core.resources.base import (
@@ -51,10 +52,13 @@ from legion.core.resources.documents import (
     to_document,
 )
 from legion.core.resources.jobs import (
+    ENDED_JOB_STATES,
     JOB_STATES,
     DataBinding,
     EnvironmentVariable,
+    JobRunState,
     JobState,
+    JobStatus,
     ModelIdentity,
     ModelPackaging,
     ModelPackagingSpec,
@@ -98,12 +102,14 @@ from legion.core.resources.serving import (
     ModelRouteStatus,
     RouteState,
 )
+from legion.core.resources.status import ReconciledStatus, StatusPatch
 
 __all__ = [
     "CONNECTION_TYPES",
     "DEFAULT_MIN_REPLICAS",
     "DEFAULT_PROBE_INITIAL_DELAY_S",
     "DEPLOYMENT_STATES",
+    "ENDED_JOB_STATES",
     "ID_MAX_LENGTH",
     "JOB_STATES",
     "KINDS",
@@ -121,7 +127,9 @@ __all__ = [
     "DataBinding",
     "DeploymentState",
     "EnvironmentVariable",
+    "JobRunState",
     "JobState",
+    "JobStatus",
     "KindInfo",
     "Metadata",
     "ModelDeployment",
@@ -144,6 +152,7 @@ __all__ = [
     "PackagingResult",
     "PackagingSchema",
     "PackagingTarget",
+    "ReconciledStatus",
     "Reference",
     "ReferenceField",
     "Resource",
@@ -151,6 +160,7 @@ __all__ = [
     "ResourceList",
     "ResourceRequirements",
     "RouteState",
+    "StatusPatch",
     "TargetSchema",
     "ToolchainIntegration",
     "ToolchainIntegrationSpec",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Final, Literal, get_args
+from typing import Any, ClassVar, Final, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -30,8 +30,12 @@ from legion.core.resources.base import (
 )
 from legion.core.resources.connection import ConnectionType
 
-JobState = Literal["scheduling", "running", "succeeded", "failed", "unknown"]
+JobRunState = Literal["running", "succeeded", "failed"]
+"""What a job's process is doing, or how it ended, as a runtime observes it."""
+JobState = Literal["scheduling", JobRunState, "unknown"]
+"""A training's or packaging's ``status.state``: its run's state, or before (``scheduling``) and unknown."""
 JOB_STATES: Final[tuple[str, ...]] = get_args(JobState)
+ENDED_JOB_STATES: Final = frozenset({"succeeded", "failed"})
 
 
 def _duplicates(names: list[str], field: str, key: str) -> list[tuple[Loc, str]]:
@@ -132,6 +136,8 @@ class TrainingResult(WireModel):
 class JobStatus(WireModel):
     """What trainings and packagings both report about their run."""
 
+    FAILED_STATE: ClassVar[str] = "failed"
+    """The state that keeps a ``reason`` (see ``StatusPatch``)."""
     state: JobState = "scheduling"
     exit_code: int | None = None
     reason: str | None = None

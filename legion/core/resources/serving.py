@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -65,6 +65,9 @@ class ModelDeploymentSpec(WireModel):
 
 
 class ModelDeploymentStatus(WireModel):
+    FAILED_STATE: ClassVar[str] = "Failed"
+    """The state that keeps a ``reason`` (see ``StatusPatch``)."""
+
     state: DeploymentState = "Processing"
     replicas: int = 0
     available_replicas: int = 0

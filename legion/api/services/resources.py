@@ -1,0 +1,107 @@
+"""``ResourceService``: the operations behind every kind's routes (and the CLI's ``apply``), without HTTP.
+
+A body is parsed by ``legion.core.resources.parse_resource`` (size guards, every bad field named), references are
+checked against what is stored (a training's toolchain, a route's deployments, ...), and a Connection's secrets
+are merged on update (``*****`` keeps the stored value). Deleting an object that others reference is refused,
+naming them; deleting a kind the reconcile loop manages only marks it ``Deleting``. ``public_document`` is what a
+client sees of a resource: the wire document with secrets masked.
+
+    service = ResourceService(store, on_change=reconciler.wake_threadsafe, managed_kinds={"ModelDeployment"})
+    created = service.create(KINDS["ModelDeployment"], {"id": "income", "spec": {"image": "models/income"}})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from legion.api.storage import ResourceStore
+from legion.api.storage.typed import stored_resource
+from legion.core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
+from legion.core.resources import (
+    KINDS,
+    Connection,
+    KindInfo,
+    Resource,
+    check_references,
+    mask_secrets,
+    merge_secrets,
+    parse_resource,
+    references,
+    to_document,
+)
+
+
+def public_document(resource: Resource) -> dict[str, Any]:
+    """What a client sees: the wire document with secrets masked."""
+    if isinstance(resource, Connection):
+        resource = resource.model_copy(update={"spec": mask_secrets(resource.spec)})
+    return to_document(resource)
+
+
+class ResourceService:
+    """The operations behind the routes, shared by every kind (and by ``apply`` from the CLI)."""
+
+    def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
+                 managed_kinds: frozenset[str] = frozenset()) -> None:  # fmt: skip
+        self.store = store
+        self.on_change = on_change
+        self.managed_kinds = managed_kinds
+        """Kinds a reconcile loop tears down: deleting one marks it ``Deleting`` instead of removing it."""
+
+    def lookup(self, kind: str, resource_id: str) -> Resource | None:
+        try:
+            return stored_resource(self.store.get(kind, resource_id))
+        except NotFoundError:
+            return None
+
+    def _check(self, resource: Resource) -> None:
+        problems = check_references(resource, self.lookup)
+        if problems:
+            raise InvalidInputError.for_fields(problems, prefix=f"invalid {resource.kind} {resource.id!r}")
+
+    def create(self, info: KindInfo, body: Any) -> Resource:
+        resource = parse_resource(body, kind=info.name)
+        if isinstance(resource, Connection):
+            resource = resource.model_copy(update={"spec": merge_secrets(resource.spec, None)})
+        self._check(resource)
+        stored = self.store.create(info.name, resource.id, _spec(resource), resource.metadata.labels)
+        self.on_change()
+        return stored_resource(stored)
+
+    def update(self, info: KindInfo, resource_id: str, body: Any) -> Resource:
+        resource = parse_resource(body, kind=info.name)
+        if resource.id != resource_id:
+            raise BadRequestError(f"the body is {info.name} {resource.id!r} but the URL names {resource_id!r}")
+        current = stored_resource(self.store.get(info.name, resource_id))
+        if isinstance(resource, Connection) and isinstance(current, Connection):
+            resource = resource.model_copy(update={"spec": merge_secrets(resource.spec, current.spec)})
+        self._check(resource)
+        stored = self.store.update(info.name, resource_id, _spec(resource), resource.metadata.labels)
+        self.on_change()
+        return stored_resource(stored)
+
+    def delete(self, info: KindInfo, resource_id: str) -> None:
+        self.store.get(info.name, resource_id)  # 404 before anything else
+        users = [
+            f"{other.kind} {other.id!r} ({ref.field})"
+            for kind in KINDS.values()
+            if any(rule.kind == info.name for rule in kind.references)
+            for stored in self.store.list(kind.name, size=1000).items
+            for other in [stored_resource(stored)]
+            for ref in references(other)
+            if ref.kind == info.name and ref.id == resource_id
+        ]
+        if users:
+            raise ConflictError(f"{info.name} {resource_id!r} is still used by " + ", ".join(users))
+        if info.name in self.managed_kinds:
+            self.store.mark_deleting(info.name, resource_id)
+        else:
+            self.store.delete(info.name, resource_id)
+        self.on_change()
+
+
+def _spec(resource: Resource) -> dict[str, Any]:
+    document = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
+    spec: dict[str, Any] = document["spec"]
+    return spec
