@@ -23,8 +23,9 @@ from typing import Any, Final
 from fastapi import APIRouter, Depends, Query
 
 from legion.api.auth import Caller
-from legion.api.storage import ResourceStore, TokenRevocations
+from legion.api.storage import ResourceStore, StoredResource, TokenRevocations
 from legion.core.errors import NotFoundError
+from legion.core.routing import RoutingDeployment, RoutingRoute, RoutingSnapshot
 
 RECHECK_S: Final = 1.0
 MAX_WAIT_S: Final = 60.0
@@ -71,36 +72,27 @@ class ChangeSignal:
             return
 
 
-def snapshot(store: ResourceStore, revocations: TokenRevocations) -> dict[str, Any]:
+# What a deployment's routing entry takes from its stored spec and status (wire names); what is not stored takes the
+# snapshot's default (``legion.core.routing``).
+_FROM_SPEC: Final = ("minReplicas", "maxReplicas", "predictionLogging")
+_FROM_STATUS: Final = ("state", "endpoints", "modelName", "modelVersion")
+
+
+def _deployment(item: StoredResource) -> RoutingDeployment:
+    spec, status = item.spec, item.status
+    stored: dict[str, Any] = {name: spec[name] for name in _FROM_SPEC if name in spec}
+    stored.update((name, status[name]) for name in _FROM_STATUS if name in status)
+    return RoutingDeployment.model_validate({"id": item.id, "deleting": item.deleting, **stored})
+
+
+def snapshot(store: ResourceStore, revocations: TokenRevocations) -> RoutingSnapshot:
     """The routing document, with an ``etag`` that moves whenever any part of it does."""
-    deployments = [
-        {
-            "id": item.id,
-            "state": item.status.get("state", "Processing"),
-            "minReplicas": item.spec.get("minReplicas", 1),
-            "maxReplicas": item.spec.get("maxReplicas", 1),
-            "endpoints": item.status.get("endpoints", []),
-            "modelName": item.status.get("modelName"),
-            "modelVersion": item.status.get("modelVersion"),
-            "deleting": item.deleting,
-            "predictionLogging": item.spec.get("predictionLogging", True),
-        }
-        for item in store.all("ModelDeployment")
-    ]
-    routes = [
-        {
-            "id": item.id,
-            "urlPrefix": item.spec["urlPrefix"],
-            "modelDeployments": [
-                {"mdName": t["mdName"], "weight": t.get("weight", 100)} for t in item.spec["modelDeployments"]
-            ],
-            "mirror": item.spec.get("mirror"),
-        }
-        for item in store.all("ModelRoute")
-    ]
+    deployments = [_deployment(item) for item in store.all("ModelDeployment")]
+    # a route's spec is the routing entry's fields (urlPrefix, modelDeployments, mirror)
+    routes = [RoutingRoute.model_validate({**item.spec, "id": item.id}) for item in store.all("ModelRoute")]
     revoked = sorted(revocations.revoked())
     digest = hashlib.sha256(repr((deployments, routes, revoked)).encode()).hexdigest()[:16]
-    return {"etag": digest, "deployments": deployments, "routes": routes, "revokedTokens": revoked}
+    return RoutingSnapshot(etag=digest, deployments=deployments, routes=routes, revoked_tokens=revoked)
 
 
 def routing_router(
@@ -117,7 +109,7 @@ def routing_router(
         since: str | None = None,
         wait: float = Query(default=0.0, ge=0.0, le=MAX_WAIT_S, description="seconds to hold an unchanged answer"),
         who: Caller = Depends(caller),
-    ) -> dict[str, Any]:
+    ) -> RoutingSnapshot:
         who.can_read()
         deadline = time.monotonic() + wait
         signal.held += 1
@@ -125,7 +117,7 @@ def routing_router(
             while True:
                 current = await asyncio.to_thread(snapshot, store, revocations)
                 left = deadline - time.monotonic()
-                if current["etag"] != since or left <= 0 or signal.closing:
+                if current.etag != since or left <= 0 or signal.closing:
                     return current
                 await signal.wait(min(left, RECHECK_S))
         finally:

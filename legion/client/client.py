@@ -1,7 +1,8 @@
 """``LegionClient``: one method per operation of the management API.
 
-Every answer that is not a success becomes the ``LegionError`` subclass of its status with the server's
-``detail`` and ``errors``; a server that cannot be reached is an ``UnavailableError`` naming the URL.
+Every answer that is not a success becomes the ``LegionError`` subclass of its status (``core.errors``'
+``error_for_status``) with the server's ``detail`` and ``errors``; a server that cannot be reached is an
+``UnavailableError`` naming the URL.
 
     client = LegionClient("http://127.0.0.1:5080", token)
     client.create("/model/deployment", {"kind": "ModelDeployment", "id": "census", "spec": {...}})
@@ -15,29 +16,9 @@ from typing import Any
 
 import httpx
 
-from legion.core.errors import (
-    BadRequestError,
-    ConflictError,
-    ForbiddenError,
-    InvalidInputError,
-    LegionError,
-    NotFoundError,
-    PayloadTooLargeError,
-    UnauthorizedError,
-    UnavailableError,
-)
+from legion.core.errors import ConflictError, LegionError, UnavailableError, error_for_status
 
 API_PREFIX = "/api/v1"
-_ERRORS: dict[int, type[LegionError]] = {
-    400: BadRequestError,
-    401: UnauthorizedError,
-    403: ForbiddenError,
-    404: NotFoundError,
-    409: ConflictError,
-    413: PayloadTooLargeError,
-    422: InvalidInputError,
-    503: UnavailableError,
-}
 
 
 def error_from(response: httpx.Response) -> LegionError:
@@ -48,7 +29,7 @@ def error_from(response: httpx.Response) -> LegionError:
         body = {}
     detail = body.get("detail") or body.get("error") if isinstance(body, dict) else None
     fields = body.get("errors") if isinstance(body, dict) and isinstance(body.get("errors"), dict) else None
-    error_type = _ERRORS.get(response.status_code, LegionError)
+    error_type = error_for_status(response.status_code)
     return error_type(str(detail or f"the server answered {response.status_code}"), fields=fields)
 
 

@@ -18,12 +18,15 @@ surface renders errors in exactly one place (the model APIs as ``{"error": ...}`
     └── ModelError (500, exit 9)             the model's own code raised while predicting
 
 Foreign exceptions are translated at the boundary where they are caught (``raise ... from exc``); nothing
-below a surface formats a message for a user twice.
+below a surface formats a message for a user twice. A client turns a status back into its error with
+``error_for_status`` (the typed client of the management API does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Final
 
 
 class LegionError(Exception):
@@ -131,3 +134,28 @@ class ModelError(LegionError):
     status = 500
     exit_code = 9
     title = "Model error"
+
+
+def _by_status() -> dict[int, type[LegionError]]:
+    """Each status of the tree above to its class: breadth first, in the order the classes are written, the first
+    class with a status has it (422 is ``InvalidInputError``, not ``ModelFormatError``; 500 is ``LegionError``).
+    Only this module's classes: a service's own subclasses do not change what a status means to a client."""
+    table: dict[int, type[LegionError]] = {}
+    level: list[type[LegionError]] = [LegionError]
+    while level:
+        for error in level:
+            table.setdefault(error.status, error)
+        level = [sub for error in level for sub in error.__subclasses__() if sub.__module__ == __name__]
+    return table
+
+
+BY_STATUS: Final[Mapping[int, type[LegionError]]] = MappingProxyType(_by_status())
+
+
+def error_for_status(status: int) -> type[LegionError]:
+    """The error an HTTP ``status`` stands for (``BY_STATUS``); ``LegionError`` for one the tree does not name.
+
+    >>> error_for_status(504)
+    <class 'legion.core.errors.GatewayTimeoutError'>
+    """
+    return BY_STATUS.get(status, LegionError)

@@ -3,9 +3,10 @@
 An entry is one ``marshal``-ed tuple whose first item is its kind:
 
 - ``RECORD``: a record the writer made itself (feedback): its place and its JSON, as ``records.Encoded``;
-- ``PREDICTION``: a model call as the gateway saw it, raw: the time, request id, deployment and its model, the
-  method, path and public request headers, both bodies with their content types, the status, the latency and
-  the replica's ``Model-*`` headers. ``expand`` makes its ``request_response`` and ``response_body`` records.
+- ``PREDICTION``: the time and a model call as the gateway saw it, raw (a ``ModelCall``: request id, deployment
+  and its model, method, path and public request headers, both bodies with their content types, the status, the
+  latency and the replica's ``Model-*`` headers). ``expand`` makes its ``request_response`` and ``response_body``
+  records.
 
 Why predictions are kept raw: the gateway appends a prediction on the request path, before the caller has the
 answer, so that a 200 is never without its record. At concurrency 32 every microsecond there is added 32 times
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import marshal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
@@ -47,30 +48,57 @@ def record(made: Mapping[str, Any]) -> bytes:
     return marshal.dumps((RECORD, *encoded.place, encoded.json), MARSHAL_VERSION)
 
 
-def prediction(
-    *,
-    request_id: bytes,
-    deployment: str,
-    model: tuple[str, str],
-    method: str,
-    path: bytes,
-    headers: Iterable[tuple[bytes, bytes]],
-    body: bytes,
-    content_type: bytes,
-    status: int,
-    latency_s: float,
-    answer_headers: Iterable[tuple[bytes, bytes]],
-    answer: bytes,
-) -> bytes:
-    """The entry for a model call (on the request path: no decoding, no JSON). ``model`` is the deployment's model
-    name and version, used where the replica's answer (``answer_headers``, names lower-cased) does not say them."""
-    public = [pair for pair in headers if pair[0].lower() not in records.SECRET_HEADER_NAMES]
-    said = [pair for pair in answer_headers if pair[0] in SAID_HEADERS]
+class ModelCall(NamedTuple):
+    """One model call as the gateway saw it, raw: the request it forwarded and the replica's answer, undecoded.
+
+    The gateway makes one per logged prediction (``legion.gateway.proxy``) and hands it on unchanged to
+    ``PredictionRecorder.prediction`` and ``prediction`` here. A tuple, not a dataclass: it is made on the request
+    path, where making a tuple of 13 costs an eighth of a frozen dataclass's ``__init__``. A prediction entry holds
+    these fields in this order (after its kind and time), so ``expand`` reads an entry back as a ``ModelCall``; the
+    order is the buffer's format: append new fields at the end, never reorder.
+
+        call = ModelCall(b"5f0c...", "census", "census", "1.0", "POST", b"/api/model/invoke", headers, body,
+                         b"application/json", 200, 0.004, answer_headers, answer)
+    """
+
+    request_id: bytes
+    deployment: str
+    model_name: str
+    """The deployment's model name, used where the replica's answer does not say it (``""`` when unknown)."""
+    model_version: str
+    """The deployment's model version, likewise."""
+    method: str
+    path: bytes
+    """The path the replica was sent, with its query string."""
+    headers: Sequence[tuple[bytes, bytes]]
+    """The forwarded request's headers (``prediction`` leaves out the ones that carry credentials)."""
+    body: bytes
+    content_type: bytes
+    """Of the request."""
+    status: int
+    """The replica's answer: its status, ..."""
+    latency_s: float
+    """... how long it took (seconds), ..."""
+    answer_headers: Sequence[tuple[bytes, bytes]]
+    """... its headers, names lower-cased (``prediction`` keeps ``SAID_HEADERS``) ..."""
+    answer: bytes
+    """... and its body."""
+
+
+def prediction(call: ModelCall) -> bytes:
+    """The entry for a model call (on the request path: no decoding, no JSON): ``call``'s fields in their order,
+    without the request headers that carry credentials and with only what the replica said about itself."""
+    public = [pair for pair in call.headers if pair[0].lower() not in records.SECRET_HEADER_NAMES]
+    said = [pair for pair in call.answer_headers if pair[0] in SAID_HEADERS]
     return marshal.dumps(
-        (PREDICTION, time.time_ns(), request_id, deployment, *model, method, path, public, body, content_type,
-         status, latency_s, said, answer),
+        (PREDICTION, time.time_ns(), call.request_id, call.deployment, call.model_name, call.model_version,
+         call.method, call.path, public, call.body, call.content_type, call.status, call.latency_s, said,
+         call.answer),
         MARSHAL_VERSION,
     )  # fmt: skip
+
+
+_PREDICTION_FIELDS: Final = 2 + len(ModelCall._fields)
 
 
 def expand(entry: bytes) -> list[Encoded]:
@@ -83,24 +111,24 @@ def expand(entry: bytes) -> list[Encoded]:
         raise ValueError("not a buffer entry")
     if fields[0] == RECORD and len(fields) == 6:
         return [Encoded(Place(*fields[1:5]), fields[5])]
-    if fields[0] == PREDICTION and len(fields) == 15:
-        return _prediction_records(fields)
+    if fields[0] == PREDICTION and len(fields) == _PREDICTION_FIELDS:
+        return _prediction_records(fields[1], ModelCall._make(fields[2:]))
     raise ValueError(f"not a buffer entry (kind {fields[0]!r}, {len(fields)} fields)")
 
 
-def _prediction_records(fields: tuple[Any, ...]) -> list[Encoded]:
-    (_, time_ns, request_id, deployment, model_name, model_version, method, path, headers, body, content_type, status,
-     latency_s, said_pairs, answer) = fields  # fmt: skip
-    valid = status == 200
+def _prediction_records(time_ns: int, call: ModelCall) -> list[Encoded]:
+    valid = call.status == 200
     stamp = records.stamp(time_ns)
-    served = _served((tuple(said_pairs), model_name, model_version, method, deployment, stamp[:13]))
-    request_id = request_id.decode("latin-1")
+    served = _served((tuple(call.answer_headers), call.model_name, call.model_version, call.method, call.deployment,
+                      stamp[:13]))  # fmt: skip
+    request_id = call.request_id.decode("latin-1")
     exchange = records.request_response_call(
-        request_id=request_id, path=path.decode("latin-1"), headers=headers,
-        request_body=decode(body, content_type, valid=valid), status=status, latency_s=latency_s, time=stamp,
+        request_id=request_id, path=call.path.decode("latin-1"), headers=call.headers,
+        request_body=decode(call.body, call.content_type, valid=valid), status=call.status, latency_s=call.latency_s,
+        time=stamp,
     )  # fmt: skip
     output = records.response_body_call(
-        request_id=request_id, body=decode(answer, served.content_type, valid=valid), time=stamp
+        request_id=request_id, body=decode(call.answer, served.content_type, valid=valid), time=stamp
     )
     return [Encoded(served.exchange_place, served.exchange + records.closed(exchange)),
             Encoded(served.output_place, served.output + records.closed(output))]  # fmt: skip

@@ -9,7 +9,7 @@ it ends when this process does) delivers them to the sink, ``FanOutSink`` when t
 one failing means the batch comes again to all: duplicates, never losses).
 
     log = PredictionLog.open(Path("~/.legion/gateway/buffer"), functools.partial(LocalSink, Path("~/.legion/logs")))
-    log.predictions([entries.prediction(request_id=b"...", deployment="census-income", ...)])
+    log.predictions([entries.prediction(ModelCall(b"...", "census-income", ...))])
     log.close()
 """
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, NotRequired, TypedDict, Unpack
 
 import orjson
 
@@ -63,28 +63,39 @@ def stamp(time_ns: int) -> str:
     return f"{_second[1]}.{micro:06d}+00:00"
 
 
-def request_response(
-    *,
-    request_id: str,
-    model_name: str,
-    model_version: str,
-    endpoint: str,
-    method: str,
-    path: str,
-    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]],
-    request_body: Any,
-    status: int,
-    latency_s: float,
-    deployment: str | None = None,
-    time: str | None = None,
-) -> dict[str, Any]:
-    """A model call: what came in, how it went (``request_response_served`` first, then ``request_response_call``)."""
+class RequestResponseFields(TypedDict):
+    """The fields ``request_response`` takes: what is served (``request_response_served``) and the call's own
+    (``request_response_call``)."""
+
+    request_id: str
+    model_name: str
+    model_version: str
+    endpoint: str
+    method: str
+    path: str
+    headers: Mapping[str, str] | Iterable[tuple[bytes, bytes]]
+    request_body: Any
+    status: int
+    latency_s: float
+    deployment: NotRequired[str | None]
+    time: NotRequired[str | None]
+
+
+def request_response(**fields: Unpack[RequestResponseFields]) -> dict[str, Any]:
+    """A model call: what came in, how it went (``request_response_served`` first, then ``request_response_call``).
+
+    >>> request_response(request_id="r1", model_name="census", model_version="1.0", endpoint="default",
+    ...                  method="POST", path="/api/model/invoke", headers={}, request_body={}, status=200,
+    ...                  latency_s=0.004)  # doctest: +SKIP
+    """
     served = request_response_served(
-        model_name=model_name, model_version=model_version, endpoint=endpoint, method=method, deployment=deployment
-    )
+        model_name=fields["model_name"], model_version=fields["model_version"], endpoint=fields["endpoint"],
+        method=fields["method"], deployment=fields.get("deployment"),
+    )  # fmt: skip
     return served | request_response_call(
-        request_id=request_id, path=path, headers=headers, request_body=request_body, status=status,
-        latency_s=latency_s, time=time,
+        request_id=fields["request_id"], path=fields["path"], headers=fields["headers"],
+        request_body=fields["request_body"], status=fields["status"], latency_s=fields["latency_s"],
+        time=fields.get("time"),
     )  # fmt: skip
 
 

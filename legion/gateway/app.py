@@ -15,14 +15,13 @@ import logging
 
 from legion.core.errors import InvalidInputError
 from legion.core.tokens import TokenConfig, TokenVerifier
-from legion.gateway.accesslog import AccessLog
 from legion.gateway.auth import Authenticator
 from legion.gateway.feedback import FeedbackHandler, LogFeedbackSink, RecordingFeedbackHandler
 from legion.gateway.forwarding import Forwarder
 from legion.gateway.jwks import JwksKeys
 from legion.gateway.metrics import GatewayMetrics
 from legion.gateway.predictions import PredictionRecorder
-from legion.gateway.proxy import Gateway
+from legion.gateway.proxy import Gateway, Lifespan, ProxyOptions
 from legion.gateway.settings import GatewaySettings
 from legion.gateway.sources import ApiRoutingSource, ApiTokens, FileRoutingSource, RoutingSource, RoutingWatcher
 from legion.gateway.table import RoutingTable
@@ -100,17 +99,13 @@ def create_app(
         closing = (*closing, recorder.close)
     if feedback is None:
         feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else recorder)
-    return Gateway(
-        watcher,
-        forwarder,
-        authenticator,
-        feedback,
-        metrics,
+    options = ProxyOptions(
         max_body_bytes=settings.max_body_bytes,
         cold_start_timeout_s=settings.cold_start_timeout_s,
         demand_interval_s=settings.demand_interval_s,
-        access_log=AccessLog() if settings.access_log else None,
-        recorder=recorder,
-        background=background,
-        on_close=closing,
+        access_log=settings.access_log,
+    )
+    lifespan = Lifespan(background=background, on_close=closing)
+    return Gateway(
+        watcher, forwarder, authenticator, feedback, metrics, options=options, recorder=recorder, lifespan=lifespan
     )

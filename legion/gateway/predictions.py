@@ -1,16 +1,16 @@
 """Prediction logging in the gateway (Legion's FluentD role): which calls are logged, what goes in the record, and
 where the records go.
 
-``PredictionRecorder.prediction(...)`` runs in the request path after the replica answered and before the caller
-gets the answer: it appends the call as it is (``feedback.entries.prediction``: no decoding, no JSON) to the
-gateway's ``PredictionLog``, in one ``write`` with the calls answered in the same turn of the event loop, and
-returns after that write, so a kill -9 after the answer loses nothing. A shipper process makes its
-``request_response`` and ``response_body`` records and delivers them to the configured sink (``make_sink``: a
-local directory in Legion's layout by default, S3 or Fluentd) and, when the routing comes from the management
-API, to its feedback store (``ApiRecordsSink``), which joins feedback to predictions. A model call is logged
-when its path is a prediction (``invoke``, ``batch``, ``infer``, ``invocations``, ``predict``) and its deployment
-did not switch logging off (``spec.predictionLogging: false``); ``info``, metadata and health calls are not
-predictions.
+``PredictionRecorder.prediction(call)`` runs in the request path after the replica answered and before the caller
+gets the answer: it appends the call (a ``feedback.entries.ModelCall``) as it is (``entries.prediction``: no
+decoding, no JSON) to the gateway's ``PredictionLog``, in one ``write`` with the calls answered in the same turn
+of the event loop, and returns after that write, so a kill -9 after the answer loses nothing. A shipper process
+makes its ``request_response`` and ``response_body`` records and delivers them to the configured sink
+(``make_sink``: a local directory in Legion's layout by default, S3 or Fluentd) and, when the routing comes from
+the management API, to its feedback store (``ApiRecordsSink``), which joins feedback to predictions. A model
+call is logged when its path is a prediction (``invoke``, ``batch``, ``infer``, ``invocations``, ``predict``) and
+its deployment did not switch logging off (``spec.predictionLogging: false``); ``info``, metadata and health
+calls are not predictions.
 
 The model name and version of a record are what the replica said in ``Model-Name``/``Model-Version`` (the
 deployment's, when it said nothing), so a route split between versions logs each call under its own version.
@@ -29,14 +29,13 @@ import orjson
 
 from legion.core.errors import InvalidInputError
 from legion.feedback import entries
+from legion.feedback.entries import ModelCall
 from legion.feedback.log import FanOutSink, PredictionLog
 from legion.feedback.records import Encoded
 from legion.feedback.sinks import FluentdSink, LocalSink, S3Sink, Sink
 from legion.gateway.feedback import FeedbackRecord
 from legion.gateway.settings import GatewaySettings
 from legion.gateway.sources import ApiTokens
-from legion.gateway.table import Deployment
-from legion.gateway.upstream import UpstreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +142,7 @@ class PredictionRecorder:
             max_bytes=settings.log_buffer_max_bytes,
         ), on_drop)  # fmt: skip
 
-    async def prediction(
-        self,
-        deployment: Deployment,
-        *,
-        request_id: bytes,
-        method: str,
-        path: bytes,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        content_type: bytes,
-        response: UpstreamResponse,
-        latency_s: float,
-    ) -> None:
+    async def prediction(self, call: ModelCall) -> None:
         """Log one model call; return once it is in the buffer (never raises, never waits for more than that).
 
         The calls answered in one turn of the event loop are written together: each yields once after adding its
@@ -166,12 +153,7 @@ class PredictionRecorder:
         running gateway, CPU per request: a ``write`` per call without the yield cost 5 us more than this, and a
         copy into a shared mapping of the segment 10 us more, its fresh pages faulting in)."""
         try:  # nothing here may fail the prediction
-            entry = entries.prediction(
-                request_id=request_id, deployment=deployment.id,
-                model=(deployment.model_name or "", deployment.model_version or ""), method=method, path=path,
-                headers=headers, body=body, content_type=content_type, status=response.status, latency_s=latency_s,
-                answer_headers=response.headers, answer=response.body,
-            )  # fmt: skip
+            entry = entries.prediction(call)
         except Exception as exc:
             self._drop(1, exc)
             return

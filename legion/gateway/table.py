@@ -1,9 +1,9 @@
 """The routing table: the management API's routing snapshot, checked once and frozen.
 
-``RoutingTable.parse(document)`` reads the wire document of ``GET /api/v1/routing`` (pydantic at the edge: a
-malformed snapshot is refused whole and the gateway keeps the table it has) into frozen values. A table is
-never changed: a new snapshot builds a new table and the gateway swaps one reference, so a request that started
-with the old table finishes with it and no request is dropped by a change.
+``RoutingTable.parse(document)`` reads the wire document of ``GET /api/v1/routing`` with the models the API builds
+it from (``legion.core.routing``; a malformed snapshot is refused whole and the gateway keeps the table it has)
+into frozen values. A table is never changed: a new snapshot builds a new table and the gateway swaps one
+reference, so a request that started with the old table finishes with it and no request is dropped by a change.
 
 ``resolve(table, path)`` says what a request path means: which deployment or route it addresses, what path the
 replica is sent, and whether it needs a token. The paths, in the order they are tried:
@@ -20,51 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
 from legion.core.errors import InvalidInputError
+from legion.core.resources.serving import DEFAULT_PREDICTION_LOGGING
+from legion.core.routing import RoutingSnapshot
 
 # Replica paths anyone may call: liveness, readiness and metrics. A model's ``info`` is not among them.
 OPEN_PATHS: Final = frozenset(
     {b"/healthcheck", b"/health", b"/ping", b"/metrics", b"/v2/health/live", b"/v2/health/ready"}
 )
 VERSION_ACTIONS: Final = frozenset({"info", "invoke", "batch"})
-
-
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
-
-
-class _WireDeployment(_Wire):
-    id: str
-    state: str = "Processing"
-    min_replicas: int = 1
-    max_replicas: int = 1
-    endpoints: list[str] = Field(default_factory=list)
-    model_name: str | None = None
-    model_version: str | None = None
-    deleting: bool = False
-    prediction_logging: bool = True
-
-
-class _WireTarget(_Wire):
-    md_name: str
-    weight: int = Field(default=100, ge=0)
-
-
-class _WireRoute(_Wire):
-    id: str
-    url_prefix: str
-    model_deployments: list[_WireTarget]
-    mirror: str | None = None
-
-
-class _WireSnapshot(_Wire):
-    etag: str
-    deployments: list[_WireDeployment] = Field(default_factory=list)
-    routes: list[_WireRoute] = Field(default_factory=list)
-    revoked_tokens: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +44,7 @@ class Deployment:
     model_name: str | None
     model_version: str | None
     deleting: bool = False
-    prediction_logging: bool = True
+    prediction_logging: bool = DEFAULT_PREDICTION_LOGGING
     """Log this deployment's predictions (``spec.predictionLogging``)."""
 
     @property
@@ -113,7 +79,7 @@ class RoutingTable:
     def parse(cls, document: Any) -> RoutingTable:
         """A table from the wire document; ``InvalidInputError`` naming the bad fields otherwise."""
         try:
-            wire = _WireSnapshot.model_validate(document)
+            wire = RoutingSnapshot.model_validate(document)
         except ValidationError as exc:
             problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
             raise InvalidInputError.for_fields(problems, prefix="invalid routing snapshot") from None

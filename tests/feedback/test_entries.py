@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legion.feedback import entries, records
+from legion.feedback.entries import ModelCall
 from legion.feedback.records import Encoded, Place, encode
 
 CALL: dict[str, Any] = {
-    "request_id": b"r1", "deployment": "census", "model": ("census", "1.0"), "method": "POST",
+    "request_id": b"r1", "deployment": "census", "model_name": "census", "model_version": "1.0", "method": "POST",
     "path": b"/api/model/invoke", "body": b'{"columns": ["a"], "data": [[1]]}', "content_type": b"application/json",
     "status": 200, "latency_s": 0.01, "answer_headers": [(b"content-type", b"application/json")],
     "answer": b'{"prediction": [[0.9]]}',
@@ -30,7 +31,7 @@ def test_a_record_entry_gives_back_the_record() -> None:
 
 def test_a_prediction_entry_makes_the_same_records_as_the_record_functions() -> None:
     headers = [(b"content-type", b"application/json"), (b"host", b"h")]
-    exchange, answer = entries.expand(entries.prediction(**CALL, headers=headers))
+    exchange, answer = entries.expand(entries.prediction(ModelCall(**CALL, headers=headers)))
     time = exchange.value()["time"]
     common = {"request_id": "r1", "model_name": "census", "model_version": "1.0", "deployment": "census", "time": time}
     assert exchange.value() == records.request_response(
@@ -45,7 +46,7 @@ def test_a_prediction_entry_makes_the_same_records_as_the_record_functions() -> 
 
 def test_what_the_replica_says_about_its_model_wins_over_the_deployment() -> None:
     said = [(b"model-name", b"census"), (b"model-version", b"2.0"), (b"model-endpoint", b"proba")]
-    exchange, answer = entries.expand(entries.prediction(**{**CALL, "answer_headers": said}, headers=[]))
+    exchange, answer = entries.expand(entries.prediction(ModelCall(**{**CALL, "answer_headers": said}, headers=[])))
     assert (exchange.place.model_version, answer.place.model_version) == ("2.0", "2.0")
     assert exchange.value()["model_endpoint"] == "proba"
     assert answer.value()["response_content"] == '{"prediction": [[0.9]]}', "no JSON content type: kept as text"
@@ -53,7 +54,7 @@ def test_what_the_replica_says_about_its_model_wins_over_the_deployment() -> Non
 
 @pytest.mark.parametrize("name", [b"authorization", b"Cookie", b"x-api-key"])
 def test_credentials_never_reach_the_buffer(name: bytes) -> None:
-    entry = entries.prediction(**CALL, headers=[(name, b"secret-value"), (b"accept", b"*/*")])
+    entry = entries.prediction(ModelCall(**CALL, headers=[(name, b"secret-value"), (b"accept", b"*/*")]))
     assert b"secret-value" not in entry, "not even on disk"
     exchange, _ = entries.expand(entry)
     assert exchange.value()["request_http_headers"] == {"accept": "*/*"}
@@ -116,12 +117,13 @@ def test_a_prediction_entry_makes_exactly_the_bytes_of_the_record_functions(
     byte, the JSON of ``records.request_response`` and ``records.response_body``, whatever the fields hold."""
     values = {b"model-name": name, b"model-version": version, b"model-endpoint": endpoint}
     answer_headers = [(b"content-type", b"application/json")] + [(h, values[h].encode("latin-1")) for h in said]
-    entry = entries.prediction(
-        request_id=request_id.encode("latin-1"), deployment=deployment, model=("deployed", "0"), method="POST",
-        path=path.encode("latin-1"), headers=[(k.encode(), v.encode("latin-1")) for k, v in headers.items()],
-        body=orjson.dumps(body), content_type=b"application/json", status=status, latency_s=latency_s,
-        answer_headers=answer_headers, answer=orjson.dumps(answer),
-    )  # fmt: skip
+    entry = entries.prediction(ModelCall(
+        request_id=request_id.encode("latin-1"), deployment=deployment, model_name="deployed", model_version="0",
+        method="POST", path=path.encode("latin-1"),
+        headers=[(k.encode(), v.encode("latin-1")) for k, v in headers.items()], body=orjson.dumps(body),
+        content_type=b"application/json", status=status, latency_s=latency_s, answer_headers=answer_headers,
+        answer=orjson.dumps(answer),
+    ))  # fmt: skip
     exchange, output = entries.expand(entry)
     time = exchange.value()["time"]
     told = {h: values[h] for h in said}

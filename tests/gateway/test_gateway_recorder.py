@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from legion.feedback.entries import ModelCall
 from legion.feedback.log import PredictionLog
 from legion.feedback.records import REQUEST_RESPONSE
 from legion.feedback.sinks import LocalSink
@@ -38,9 +39,12 @@ async def recorder(tmp_path: Path) -> AsyncIterator[PredictionRecorder]:
 
 async def call(recorder: PredictionRecorder, number: int) -> int:
     """Log one call; how many records the buffer had taken when it returned."""
-    await recorder.prediction(CENSUS, request_id=b"r%d" % number, method="POST", path=b"/api/model/invoke",
-                              headers=[(b"content-type", b"application/json")], body=b'{"x": 1}',
-                              content_type=b"application/json", response=ANSWER, latency_s=0.01)  # fmt: skip
+    await recorder.prediction(ModelCall(
+        request_id=b"r%d" % number, deployment=CENSUS.id, model_name="census", model_version="1.0", method="POST",
+        path=b"/api/model/invoke", headers=[(b"content-type", b"application/json")], body=b'{"x": 1}',
+        content_type=b"application/json", status=ANSWER.status, latency_s=0.01, answer_headers=ANSWER.headers,
+        answer=ANSWER.body,
+    ))  # fmt: skip
     return recorder.log.buffer.appended
 
 

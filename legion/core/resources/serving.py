@@ -30,6 +30,7 @@ RouteState = Literal["Processing", "Ready", "Failed"]
 ROUTE_STATES: Final[tuple[str, ...]] = get_args(RouteState)
 
 DEFAULT_MIN_REPLICAS: Final = 1
+DEFAULT_PREDICTION_LOGGING: Final = True
 DEFAULT_PROBE_INITIAL_DELAY_S: Final = 2
 RESERVED_URL_PREFIXES: Final = ("/model", "/feedback", "/api")
 TOTAL_WEIGHT: Final = 100
@@ -51,7 +52,8 @@ class ModelDeploymentSpec(WireModel):
     role_name: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
     prediction_logging: bool = Field(
-        default=True, description="log every prediction and its response through the gateway (DESIGN §5)"
+        default=DEFAULT_PREDICTION_LOGGING,
+        description="log every prediction and its response through the gateway (DESIGN §5)",
     )
 
     @model_validator(mode="after")
