@@ -3,7 +3,10 @@
 ``JwksKeys.key_for(token)`` is the ``key_for`` of ``TokenVerifier``: the key named by the token's ``kid``, or
 ``UnknownKeyError``. Keys are fetched before the gateway serves, re-read every ``refresh_s``, and re-read at
 once when a token names a key not seen yet (a key rotation) but for that reason at most every ``min_refresh_s``,
-so a flood of tokens with made-up ``kid``s costs the identity provider one request per ``min_refresh_s``.
+so a flood of tokens with made-up ``kid``s costs the identity provider one request per ``min_refresh_s``. A token
+that arrives while a read is under way waits for it (and looks again if that read began before the rotation); one
+that arrives before the first read succeeded waits for a read without spending the ration, so a gateway that was
+slow to start still sees a rotation at once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class JwksKeys:
         self.min_refresh_s = min_refresh_s
         self._keys: dict[str | None, Any] = {}
         self._missed_at = -min_refresh_s  # when a token last named an unknown key
+        self._loaded = False  # whether a read has succeeded yet
         self._pending: asyncio.Future[None] | None = None
         self._client = httpx.AsyncClient(timeout=5.0, trust_env=False)
 
@@ -48,7 +52,14 @@ class JwksKeys:
         kid = key_id(token)
         if kid is None or kid in self._keys:
             return
-        if self._pending is None and time.monotonic() - self._missed_at < self.min_refresh_s:
+        if self._pending is not None:  # join the read under way; it may have begun before the key rotated
+            await asyncio.shield(self._pending)
+            if kid in self._keys:
+                return
+        if not self._loaded:  # the first read has not succeeded yet: not a miss to ration
+            await self.refresh()
+            return
+        if time.monotonic() - self._missed_at < self.min_refresh_s:
             return
         self._missed_at = time.monotonic()
         await self.refresh()
@@ -72,6 +83,7 @@ class JwksKeys:
             log.warning("cannot read the JWKS document at %s: %r; keeping %d keys", self.url, exc, len(self._keys))
             return
         self._keys = {k.key_id: k.key for k in keys.keys if k.public_key_use in (None, "sig")}
+        self._loaded = True
 
     async def run(self) -> None:
         """Read the document now, then every ``refresh_s``, until cancelled."""

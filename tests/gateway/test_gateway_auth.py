@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from legion.gateway.jwks import JwksKeys
 from legion.gateway.sources import StaticRoutingSource
 from tests.gateway.conftest import SECRET, bearer, deployment, running_gateway, snapshot, token
 from tests.support.server import ServerProcess
@@ -246,3 +247,23 @@ async def test_identity_provider_tokens_are_checked_with_its_jwks(toy_source: St
         for number in range(20):  # made-up kids do not make the gateway hammer the provider
             assert await status(rs256(stranger, f"made-up-{number}")) == 401
         assert jwks.reads <= reads + 1
+
+
+async def test_a_key_rotation_is_seen_at_once_even_when_the_first_token_came_before_the_first_read(
+    jwks: Jwks,
+) -> None:
+    """A token that reaches a gateway before its first JWKS read (a slow start) must not spend the ration of
+    re-reads: a rotation right after it is still looked up at once."""
+    first, second = rsa_key(), rsa_key()
+    jwks.add("k1", first)
+    keys = JwksKeys(jwks.url, refresh_s=3600.0, min_refresh_s=3600.0)
+    try:
+        await keys.ensure_key(rs256(first, "k1"))  # no read yet: this one reads
+        assert keys.key_for(rs256(first, "k1")) is not None
+        jwks.add("k2", second)
+        await keys.ensure_key(rs256(second, "k2"))
+        assert keys.key_for(rs256(second, "k2")) is not None
+        await keys.ensure_key(rs256(second, "k9"))  # a made-up kid now is rationed: no third read
+        assert jwks.reads == 2
+    finally:
+        await keys.close()
