@@ -50,10 +50,13 @@ class HostedSettings(Protocol):
 
 S = TypeVar("S", bound=HostedSettings)
 
+Serve = Callable[[S, socket.socket | None, str | None], int]
+"""``serve(settings, sock, multiprocess_dir) -> exit code``: what one worker of a service does."""
+
 
 def run_workers(
     settings: S,
-    serve: Callable[[S, socket.socket | None, str | None], int],
+    serve: Serve[S],
     *,
     announce: Callable[[str], None],
     fatal: Callable[[int], bool],
@@ -81,7 +84,7 @@ def run_workers(
 
 def _supervise_workers(
     settings: S,
-    serve: Callable[[S, socket.socket | None, str | None], int],
+    serve: Serve[S],
     multiprocess_dir: str,
     *,
     fatal: Callable[[int], bool],
@@ -101,7 +104,7 @@ def _supervise_workers(
     )
 
 
-def _worker(serve: Callable[[S, socket.socket | None, str | None], int], settings: S, multiprocess_dir: str) -> None:
+def _worker(serve: Serve[S], settings: S, multiprocess_dir: str) -> None:
     sys.exit(serve(settings, None, multiprocess_dir))
 
 
