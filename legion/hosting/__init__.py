@@ -5,10 +5,10 @@ way is written here once:
 
 - ``http.http_server``: the uvicorn server and its one configuration (event loop, HTTP parser, graceful shutdown,
   no ``Server`` header, Legion's log handlers), and the hook that runs when the server is told to stop;
-- ``workers.run_workers``: bind the port before any worker starts (so ``--port 0`` works and is announced once),
-  serve in this process with one worker, or start N worker processes on the port (``SO_REUSEPORT``) with the
-  settings object handed to each, supervise them and aggregate their metrics through a Prometheus multiprocess
-  directory;
+- ``workers.run_workers`` (with ``supervisor.supervise``): bind the port before any worker starts (so
+  ``--port 0`` works and is announced once), serve in this process with one worker, or start N worker processes
+  on the port (``SO_REUSEPORT``) with the settings object handed to each, supervise them and aggregate their
+  metrics through a Prometheus multiprocess directory;
 - ``metrics.exposition``: the Prometheus text of one registry, or of every worker in multiprocess mode.
 
 What does not belong here: anything a service decides (routes, what a worker does before it serves, which exit

@@ -7,30 +7,22 @@ evenly (a shared accept socket lets the busiest worker take most keep-alive conn
 the service's settings object itself, pickled by ``multiprocessing`` (a JSON dump would mask its secrets), with
 the port the parent bound; the metrics of all of them live in one Prometheus multiprocess directory.
 
-``supervise`` keeps the workers running: SIGTERM/SIGINT are forwarded to every worker; a worker that dies is
-replaced, unless its exit code says another would fail the same way (``fatal``: bad settings, a model that
-cannot load), in which case the others are stopped and that code is returned. ``on_exit(pid)`` runs for each
-worker that ended.
+``legion.hosting.supervisor.supervise`` keeps the workers running and replaces one that dies.
 """
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
-import multiprocessing.connection
 import os
-import signal
 import socket
 import sys
 import tempfile
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Protocol, Self, TypeVar
 
 from legion.core.net import bind, url_of
-
-log = logging.getLogger(__name__)
+from legion.hosting.supervisor import supervise
 
 
 class HostedSettings(Protocol):
@@ -106,43 +98,3 @@ def _supervise_workers(
 
 def _worker(serve: Serve[S], settings: S, multiprocess_dir: str) -> None:
     sys.exit(serve(settings, None, multiprocess_dir))
-
-
-def supervise(
-    start: Callable[[], BaseProcess],
-    count: int,
-    *,
-    fatal: Callable[[int], bool],
-    on_exit: Callable[[int], None] = lambda pid: None,
-    name: str = "worker",
-) -> int:
-    """Run ``count`` workers made by ``start`` (each already started) until they have all stopped; the exit code."""
-    stopping = False
-    workers = [start() for _ in range(count)]
-
-    def forward(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-        for process in workers:
-            if process.pid is not None and process.is_alive():
-                os.kill(process.pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    exit_code = 0
-    while workers:
-        multiprocessing.connection.wait([p.sentinel for p in workers])
-        for process in [p for p in workers if not p.is_alive()]:
-            workers.remove(process)
-            if process.pid is not None:
-                on_exit(process.pid)
-            code = process.exitcode or 0
-            if stopping:
-                exit_code = exit_code or max(code, 0)  # a worker ended by the signal we forwarded exits cleanly
-            elif fatal(code):
-                exit_code = exit_code or code
-                forward(signal.SIGTERM, None)
-            else:
-                log.warning("%s %s exited with %s; starting another", name, process.pid, code)
-                workers.append(start())
-    return exit_code
