@@ -5,6 +5,7 @@ Sub-packages, from the bottom up (import-linter keeps the direction; see ``[tool
 - ``legion.core``: the error tree, settings base, resource kinds and wire vocabulary; imports nothing else of Legion.
 - ``legion.model``: the model SDK (``legion.model.init``/``export_df``/...) and the on-disk model format.
 - ``legion.feedback``: prediction and feedback records, buffered on disk and shipped at least once to a sink.
+- ``legion.hosting``: how every service is hosted (uvicorn, the port, worker processes, ``/metrics`` text).
 - ``legion.serving``: the model server that loads one model and speaks every model API.
 - ``legion.gateway``: the one front door to every model (auth, routing, splits, mirroring, prediction logging).
 - ``legion.api``: the management API (resources, tokens, registry, the reconcile loop and its runtimes,

@@ -23,11 +23,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from legion.api.auth import Caller
 from legion.api.storage import ResourceStore
+from legion.hosting.metrics import exposition
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED_ROUTE = "<unmatched>"
@@ -104,7 +105,7 @@ class ApiMetrics:
                 self.replicas_available.labels(deployment.id).set(int(deployment.status.get("availableReplicas", 0)))
             for refresh in self.before_scrape:
                 refresh()
-            return generate_latest(self.registry)
+            return exposition(self.registry)
 
 
 def _route_of(scope: Scope) -> str:

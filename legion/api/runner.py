@@ -4,11 +4,7 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
-from types import FrameType
-
-import uvicorn
 
 from legion.api.app import create_app
 from legion.api.keys import load_keys
@@ -16,6 +12,10 @@ from legion.api.settings import ApiSettings
 from legion.core.logs import LogFormat, configure_logging
 from legion.core.net import bind, url_of
 from legion.core.tokens import TokenConfig, TokenIssuer
+from legion.hosting.http import HttpOptions, http_server
+
+GRACEFUL_TIMEOUT_S = 10.0
+"""On SIGTERM, how long open requests may take to finish (held long-polls are released at once)."""
 
 
 def run(
@@ -30,25 +30,11 @@ def run(
     sock = bind(settings.host, settings.port)
     app = create_app(settings)
     announce(f"listening on {url_of(sock)}")
-    config = uvicorn.Config(
-        app, lifespan="on", access_log=False, log_config=None, log_level=log_level, server_header=False,
-        timeout_graceful_shutdown=math.ceil(10.0),
-    )  # fmt: skip
-    _Server(config, on_exit=app.state.routing_signal.close).run(sockets=[sock])
+    # uvicorn waits for open requests before the lifespan's shutdown runs, so held long-polls are released as soon
+    # as the server is told to stop
+    options = HttpOptions(log_level=log_level, graceful_timeout_s=GRACEFUL_TIMEOUT_S)
+    http_server(app, options, on_exit=app.state.routing_signal.close).run(sockets=[sock])
     return 0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling the app when it is asked to stop: uvicorn waits for open requests before the
-    lifespan's shutdown runs, so held long-polls must be released here, not there."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        self._on_exit()
-        super().handle_exit(sig, frame)
 
 
 def admin_token(settings: ApiSettings, subject: str, roles: list[str], ttl_s: float) -> str:

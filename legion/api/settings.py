@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from legion.core.settings import LegionSettings
+from legion.core.settings import LegionSettings, legion_home
 
 
 class ApiSettings(LegionSettings):
@@ -20,7 +20,7 @@ class ApiSettings(LegionSettings):
     """Address to bind; loopback by default."""
     port: int = Field(default=5080, ge=0, le=65535)
     """TCP port; 0 picks a free one (printed on start)."""
-    data_dir: Path = Path.home() / ".legion"
+    data_dir: Path = Field(default_factory=legion_home)
     """Where the SQLite database, the generated keys and local artifacts live."""
     database_url: str | None = None
     """SQLAlchemy URL; default ``sqlite:///<data_dir>/legion.db``. PostgreSQL: ``postgresql+psycopg://...``."""

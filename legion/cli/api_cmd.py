@@ -11,13 +11,8 @@ from typing import Any
 
 import click
 
+from legion.cli.options import given_options, settings_from_options
 from legion.core.tokens import ROLES
-
-
-def _settings(**values: Any) -> Any:
-    from legion.api.settings import ApiSettings  # noqa: PLC0415  # only the commands that own the service
-
-    return ApiSettings(**{k: v for k, v in values.items() if v is not None})
 
 
 @click.group("api", invoke_without_command=True)
@@ -30,11 +25,14 @@ def _settings(**values: Any) -> Any:
               help="Where deployments run (default: local processes).")  # fmt: skip
 @click.option("--stop-replicas-on-exit", is_flag=True, default=None, help="Stop every replica when the API stops.")
 @click.pass_context
-def api(ctx: click.Context, host: str | None, port: int | None, data_dir: Path | None, database_url: str | None,
-        dev: bool | None, runtime: str | None, stop_replicas_on_exit: bool | None) -> None:  # fmt: skip
-    """Run the management API (resources, tokens, the model registry)."""
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database_url, dev=dev, runtime=runtime,
-                         stop_replicas_on_exit=stop_replicas_on_exit)  # fmt: skip
+def api(ctx: click.Context, /, **_: Any) -> None:
+    """Run the management API (resources, tokens, the model registry).
+
+    Options not given come from LEGION_API_* variables (LEGION_API_PORT, LEGION_API_DATA_DIR, ...).
+    """
+    from legion.api.settings import ApiSettings  # noqa: PLC0415  # only the commands that own the service
+
+    settings = settings_from_options(ApiSettings, given_options(ctx))
     ctx.obj = {**(ctx.obj or {}), "api_settings": settings}
     if ctx.invoked_subcommand is None:
         from legion.api.runner import run  # noqa: PLC0415

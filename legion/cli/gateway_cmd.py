@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from legion.core.errors import InvalidInputError
+from legion.cli.options import given_options, service_logging, settings_from_options
 
 
 @click.command("gateway")
@@ -33,23 +32,20 @@ from legion.core.errors import InvalidInputError
 @click.option("--log-buffer-dir", type=click.Path(path_type=Path), default=None,
               help="On-disk buffer of records not yet delivered (~/.legion/gateway/buffer).")  # fmt: skip
 @click.option("--no-prediction-log", is_flag=True, default=None, help="Log no predictions and no feedback.")
-@click.pass_obj
-def gateway(obj: dict[str, Any] | None, /, **options: Any) -> None:
+@click.pass_context
+def gateway(ctx: click.Context, /, **_: Any) -> None:
     """Run the gateway: routes, authenticates and meters every model call.
 
-    Settings not given as options come from LEGION_GATEWAY_* variables (e.g. LEGION_GATEWAY_TOKEN_SECRET).
+    Settings not given as options come from LEGION_GATEWAY_* variables (e.g. LEGION_GATEWAY_TOKEN_SECRET, or
+    LEGION_GATEWAY_UPSTREAM__COLD_START_TIMEOUT_S for a field of a group).
     """
     from legion.gateway.runner import run  # noqa: PLC0415  # only this command needs the gateway
     from legion.gateway.settings import GatewaySettings  # noqa: PLC0415
 
-    values = {k: v for k, v in options.items() if v is not None and k not in ("no_auth", "no_prediction_log")}
-    if options["no_auth"]:
-        values["auth"] = False
-    if options["no_prediction_log"]:
-        values["prediction_log"] = False
-    try:
-        settings = GatewaySettings(**values, **(obj or {}))
-    except ValidationError as exc:
-        problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
-        raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
+    # the options carry the gateway's documented flat names (--log-dir is log_dir); the settings place them in groups
+    values = given_options(ctx, {"no_auth": "auth", "no_prediction_log": "prediction_log"})
+    for flag in ("auth", "prediction_log"):
+        if flag in values:
+            values[flag] = not values[flag]
+    settings = settings_from_options(GatewaySettings, {**values, **service_logging(ctx.obj)})
     raise SystemExit(run(settings, announce=click.echo))

@@ -8,6 +8,7 @@ from legion import __version__
 from legion.cli.api_cmd import api
 from legion.cli.gateway_cmd import gateway
 from legion.cli.model import model
+from legion.cli.options import given_options
 from legion.cli.resources import COMMANDS
 from legion.cli.serve import serve
 from legion.cli.shortcuts import SHORTCUTS
@@ -37,7 +38,11 @@ class LegionGroup(click.Group):
 def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
     """Legion: train, package, deploy and serve machine-learning models."""
     configure_logging("debug" if verbose else "warning", log_format)
-    ctx.obj = {"log_format": log_format, **({"log_level": "debug"} if verbose else {})}
+    given = given_options(ctx)  # a service's own settings (LEGION_LOG_FORMAT, ...) fill what was not given here
+    ctx.obj = {
+        **({"log_format": log_format} if "log_format" in given else {}),
+        **({"log_level": "debug"} if verbose else {}),
+    }
 
 
 cli.add_command(serve)

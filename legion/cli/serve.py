@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pydantic import ValidationError
 
+from legion.cli.options import given_options, service_logging, settings_from_options
 from legion.core.errors import InvalidInputError, LegionError
+
+if TYPE_CHECKING:
+    from legion.serving.settings import ServerSettings
 
 
 def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -23,62 +27,65 @@ def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-@click.command()
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=5000, show_default=True, help="Port to bind; 0 picks a free one.")
-@click.option("--workers", default=1, show_default=True, help="Worker processes (SO_REUSEPORT).")
-@click.option("--max-batch-size", default=64, show_default=True, help="Most requests merged per model call.")
-@click.option("--max-batch-wait", default=0.01, show_default=True, help="Most seconds a batch gathers arrivals.")
-@click.option("--batch-linger", type=float, default=None, help="Seconds a small batch waits for more [default: 0.005].")
-@click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
-@click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
-@click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
-@click.pass_obj
-def serve(
-    obj: dict[str, Any] | None,
-    path: Path,
-    host: str,
-    port: int,
-    workers: int,
-    max_batch_size: int,
-    max_batch_wait: float,
-    batch_linger: float | None,
-    max_body_bytes: int,
-    properties: tuple[str, ...],
-    no_version_check: bool,
-) -> None:
-    """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck."""
+ServeRun = Callable[["ServerSettings", Callable[[str], None]], int]
+"""How ``legion serve`` runs its settings: ``run(settings, announce) -> exit code`` (``legion.serving.runner.run``)."""
+
+OPTION_FIELDS = {"path": "model_path", "max_batch_wait": "max_batch_wait_s", "batch_linger": "batch_linger_s"}
+"""Parameters whose settings field has another name (the others are named alike)."""
+
+
+def run_server(settings: ServerSettings, announce: Callable[[str], None]) -> int:
     from legion.serving.runner import run  # noqa: PLC0415  # only this command needs the server
-    from legion.serving.settings import ServerSettings  # noqa: PLC0415
 
-    given: dict[str, Any] = {} if batch_linger is None else {"batch_linger_s": batch_linger}
-    try:
-        settings = ServerSettings(
-            model_path=path,
-            host=host,
-            port=port,
-            workers=workers,
-            max_batch_size=max_batch_size,
-            max_batch_wait_s=max_batch_wait,
-            max_body_bytes=max_body_bytes,
-            properties=parse_properties(properties),
-            check_versions=not no_version_check,
-            **given,
-            **(obj or {}),
-        )
-    except ValidationError as exc:
-        problems = {".".join(str(p) for p in e["loc"]): e["msg"] for e in exc.errors()}
-        raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
+    return run(settings, announce)
 
-    def announce(line: str) -> None:
-        click.echo(line)
-        url = line.removeprefix("listening on ")
-        call = example_call(path, url)
-        if call:
-            click.echo(f"try it:\n  {call}")
 
-    raise SystemExit(run(settings, announce=announce))
+def serve_command(run: ServeRun = run_server) -> click.Command:
+    """The ``serve`` command; ``run`` replaces the model server's runner (a test sees the settings it would get)."""
+
+    @click.command("serve")
+    @click.argument("path", type=click.Path(exists=True, path_type=Path))
+    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+    @click.option("--port", type=int, default=5000, show_default=True, help="Port to bind; 0 picks a free one.")
+    @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes (SO_REUSEPORT).")
+    @click.option("--max-batch-size", type=int, default=64, show_default=True,
+                  help="Most requests merged per model call.")  # fmt: skip
+    @click.option("--max-batch-wait", type=float, default=0.01, show_default=True,
+                  help="Most seconds a batch gathers arrivals.")  # fmt: skip
+    @click.option("--batch-linger", type=float, default=0.005, show_default=True,
+                  help="Seconds a small batch waits for more.")  # fmt: skip
+    @click.option("--max-body-bytes", type=int, default=32 * 1024 * 1024, show_default=True,
+                  help="Largest request body.")  # fmt: skip
+    @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
+    @click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
+    @click.pass_context
+    def serve(ctx: click.Context, /, path: Path, **_: Any) -> None:
+        """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck.
+
+        Options not given come from LEGION_* variables (LEGION_PORT, LEGION_WORKERS, LEGION_MAX_BATCH_SIZE, ...).
+        """
+        from legion.serving.settings import ServerSettings  # noqa: PLC0415
+
+        values = given_options(ctx, OPTION_FIELDS)
+        if "properties" in values:
+            values["properties"] = parse_properties(values["properties"])
+        if values.pop("no_version_check", False):
+            values["check_versions"] = False
+        settings = settings_from_options(ServerSettings, {**values, **service_logging(ctx.obj)})
+
+        def announce(line: str) -> None:
+            click.echo(line)
+            url = line.removeprefix("listening on ")
+            call = example_call(path, url)
+            if call:
+                click.echo(f"try it:\n  {call}")
+
+        raise SystemExit(run(settings, announce))
+
+    return serve
+
+
+serve = serve_command()
 
 
 def example_call(path: Path, url: str) -> str | None:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -36,19 +37,43 @@ from legion.cli.waiting import wait_for
 from legion.client import LegionClient
 from legion.core.errors import InvalidInputError, UnavailableError
 from legion.core.resources import find_kind
+from legion.core.settings import legion_home
 
 EXAMPLE = Path("examples/census_income/legion.yaml")
 START_TIMEOUT_S = 120.0
 
 
+@dataclass(frozen=True)
+class LocalPlatform:
+    """What ``legion up`` starts and how: the options of the command, as one value its steps share."""
+
+    data_dir: Path
+    """Database, keys, models and packages (``~/.legion`` by default)."""
+    api_port: int = 5080
+    """Port of the management API (0 picks a free one)."""
+    gateway_port: int = 5090
+    """Port of the gateway (0 picks a free one)."""
+    dev: bool = False
+    """Authentication off (laptop only)."""
+    timeout_s: float = 900.0
+    """How long to wait for each applied object."""
+    prometheus: bool = False
+    """Also run Prometheus, scraping the API, the gateway and every replica."""
+    prometheus_port: int = 9090
+    """Port of Prometheus (0 picks a free one)."""
+    prometheus_binary: Path | None = None
+    """The prometheus executable (default: ``$LEGION_PROMETHEUS_BINARY``, PATH, then ``.cache/prometheus``)."""
+
+
 @click.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=Path.home() / ".legion", show_default=True,
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, show_default="~/.legion",
               help="Database, keys, models and packages.")  # fmt: skip
-@click.option("--port", type=int, default=5080, show_default=True, help="API port (0 picks a free one).")
+@click.option("--port", "api_port", type=int, default=5080, show_default=True, help="API port (0 picks a free one).")
 @click.option("--gateway-port", type=int, default=5090, show_default=True, help="Gateway port (0: a free one).")
 @click.option("-f", "--filename", "manifests", multiple=True, help=f"Manifests to apply (default: {EXAMPLE}).")
 @click.option("--dev", is_flag=True, help="Authentication OFF (laptop only).")
-@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds to wait for each object.")
+@click.option("--timeout", "timeout_s", type=float, default=900.0, show_default=True,
+              help="Seconds to wait for each object.")  # fmt: skip
 @click.option("--prometheus", is_flag=True, help="Also run Prometheus, scraping the API, gateway and every replica.")
 @click.option("--prometheus-port", type=int, default=9090, show_default=True, help="Prometheus port (0: a free one).")
 @click.option(
@@ -57,24 +82,17 @@ START_TIMEOUT_S = 120.0
     default=None,
     help="The prometheus executable (default: $LEGION_PROMETHEUS_BINARY, PATH, then .cache/prometheus).",
 )
-def up(
-    data_dir: Path,
-    port: int,
-    gateway_port: int,
-    manifests: tuple[str, ...],
-    dev: bool,
-    timeout: float,
-    prometheus: bool,
-    prometheus_port: int,
-    prometheus_binary: Path | None,
-) -> None:
+def up(manifests: tuple[str, ...], data_dir: Path | None, **options: Any) -> None:
     """Run the platform locally and deploy the example (or the given manifests); Ctrl-C stops it."""
+    platform = LocalPlatform(data_dir=data_dir or legion_home(), **options)
     files = list(manifests) or ([str(EXAMPLE)] if EXAMPLE.is_file() else [])
     if not files:
         raise InvalidInputError(f"no manifests given and no {EXAMPLE} here; run from the repository root or pass -f")
     documents = [d for path in files for d in read_file(path)]
-    binary = find_binary(prometheus_binary, PrometheusSettings()) if prometheus else None  # before starting anything
-    api = _start_api(data_dir, port, dev)
+    binary = (  # before starting anything
+        find_binary(platform.prometheus_binary, PrometheusSettings()) if platform.prometheus else None
+    )
+    api = _start_api(platform)
     gateway: _Child | None = None
     scraper: PrometheusServer | None = None
     stopping = threading.Event()
@@ -86,18 +104,18 @@ def up(
     signal.signal(signal.SIGTERM, stop)
     try:
         url = api.url
-        gateway = _start_gateway(data_dir, gateway_port, url, dev)
-        token = None if dev else _token(data_dir)
+        gateway = _start_gateway(platform, url)
+        token = None if platform.dev else _token(platform.data_dir)
         save_context(ClientSettings().config_file, "local", url, token, gateway.url)
         click.echo(f"management API: {url}  gateway: {gateway.url}  (CLI context 'local' saved"
-                   f"{'; AUTH OFF' if dev else ''})")  # fmt: skip
+                   f"{'; AUTH OFF' if platform.dev else ''})")  # fmt: skip
         if binary is not None:
-            scraper = _start_prometheus(binary, data_dir, prometheus_port, url, gateway.url, dev)
+            scraper = _start_prometheus(binary, platform, url, gateway.url)
             click.echo(f"prometheus: {scraper.url}  (config {scraper.log_file.parent / 'prometheus.yml'})")
         with LegionClient(url, token) as session:
-            deployed = _apply(session, documents, timeout)
+            deployed = _apply(session, documents, platform.timeout_s)
             for deployment in deployed:
-                _print_call(session, deployment, gateway.url, dev)
+                _print_call(session, deployment, gateway.url, platform.dev)
         click.echo("the platform runs; Ctrl-C stops it", err=True)
         while (
             api.process.poll() is None
@@ -155,29 +173,30 @@ class _Child:
                 self.process.wait()
 
 
-def _start_api(data_dir: Path, port: int, dev: bool) -> _Child:
-    command = [sys.executable, "-m", "legion", "api", "--port", str(port), "--data-dir", str(data_dir),
-               "--runtime", "local", "--stop-replicas-on-exit", *(["--dev"] if dev else [])]  # fmt: skip
+def _start_api(platform: LocalPlatform) -> _Child:
+    command = [sys.executable, "-m", "legion", "api", "--port", str(platform.api_port),
+               "--data-dir", str(platform.data_dir), "--runtime", "local", "--stop-replicas-on-exit",
+               *(["--dev"] if platform.dev else [])]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return _Child(process, "api")
 
 
-def _start_gateway(data_dir: Path, port: int, api_url: str, dev: bool) -> _Child:
-    command = [sys.executable, "-m", "legion", "gateway", "--port", str(port), "--api-url", api_url,
+def _start_gateway(platform: LocalPlatform, api_url: str) -> _Child:
+    data_dir = platform.data_dir
+    command = [sys.executable, "-m", "legion", "gateway", "--port", str(platform.gateway_port), "--api-url", api_url,
                "--keys-file", str(data_dir / "keys.json"), "--log-dir", str(data_dir / "logs"),
-               "--log-buffer-dir", str(data_dir / "gateway" / "buffer"), *(["--no-auth"] if dev else [])]  # fmt: skip
+               "--log-buffer-dir", str(data_dir / "gateway" / "buffer"),
+               *(["--no-auth"] if platform.dev else [])]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return _Child(process, "gateway")
 
 
-def _start_prometheus(
-    binary: Path, data_dir: Path, port: int, api_url: str, gateway_url: str, dev: bool
-) -> PrometheusServer:
+def _start_prometheus(binary: Path, platform: LocalPlatform, api_url: str, gateway_url: str) -> PrometheusServer:
     """Prometheus with a read-only API token (in a 0600 file its configuration names), its data in the data dir."""
-    directory = data_dir / "prometheus"
-    token = None if dev else _token(data_dir, role="viewer", subject="prometheus")
+    directory = platform.data_dir / "prometheus"
+    token = None if platform.dev else _token(platform.data_dir, role="viewer", subject="prometheus")
     config = write_config(directory, api_url, gateway_url, token)
-    return PrometheusServer.start(binary, config, directory, port)
+    return PrometheusServer.start(binary, config, directory, platform.prometheus_port)
 
 
 def _token(data_dir: Path, role: str = "admin", subject: str = "legion-up") -> str:

@@ -5,7 +5,15 @@ Only settings objects read ``os.environ`` (prefix ``LEGION_``); nothing reads th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def legion_home() -> Path:
+    """``~/.legion``, the default data directory; a function, so the home directory is read when settings are built
+    (``Field(default_factory=...)``), never at import time."""
+    return Path.home() / ".legion"
 
 
 class LegionSettings(BaseSettings):

@@ -33,37 +33,38 @@ _IDP_CLAIMS = ("exp", "sub", "aud", "iss")
 
 def make_source(settings: GatewaySettings) -> RoutingSource:
     """The routing source the settings name: a routing file, else the management API."""
-    if settings.routing_file is not None:
-        return FileRoutingSource(settings.routing_file)
-    if settings.api_url is None:
+    if settings.routing.routing_file is not None:
+        return FileRoutingSource(settings.routing.routing_file)
+    if settings.routing.api_url is None:
         raise InvalidInputError("tell the gateway where its routing comes from: an API URL or a routing file")
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    tokens = ApiTokens(token, settings.hs256_secret() if token is None else None, settings.api_audience)
-    return ApiRoutingSource(settings.api_url, tokens, wait_s=settings.poll_wait_s)
+    token = settings.routing.api_token.get_secret_value() if settings.routing.api_token else None
+    tokens = ApiTokens(token, settings.hs256_secret() if token is None else None, settings.routing.api_audience)
+    return ApiRoutingSource(settings.routing.api_url, tokens, wait_s=settings.routing.poll_wait_s)
 
 
 def make_authenticator(
     settings: GatewaySettings, watcher: RoutingWatcher
 ) -> tuple[Authenticator | None, JwksKeys | None]:
     """The token checks the settings ask for; ``None`` when auth is off."""
-    if not settings.auth:
+    if not settings.tokens.enabled:
         log.warning("AUTHENTICATION IS OFF: every model behind this gateway is open to anyone who reaches it")
         return None, None
 
     def revoked() -> frozenset[str]:
         return watcher.table.revoked
 
-    if settings.jwks_url is not None:
-        jwks = JwksKeys(settings.jwks_url, settings.jwks_refresh_s)
-        config = TokenConfig(secret="", issuer=settings.issuer, algorithm="RS256", leeway_s=settings.leeway_s,
+    checks = settings.tokens
+    if checks.jwks_url is not None:
+        jwks = JwksKeys(checks.jwks_url, checks.jwks_refresh_s)
+        config = TokenConfig(secret="", issuer=checks.issuer, algorithm="RS256", leeway_s=checks.leeway_s,
                              required_claims=_IDP_CLAIMS)  # fmt: skip
         verifier = TokenVerifier(config, key_for=jwks.key_for)
-        return Authenticator(verifier, settings.audience, revoked, jwks=jwks, leeway_s=settings.leeway_s), jwks
-    secret = settings.hs256_secret()
+        return Authenticator(verifier, checks.audience, revoked, jwks=jwks, leeway_s=checks.leeway_s), jwks
+    secret = checks.hs256_secret()
     if secret is None:
         raise InvalidInputError("the gateway checks tokens: give the API's keys file, the token secret or a JWKS URL")
-    config = TokenConfig(secret=secret, issuer=settings.issuer, leeway_s=settings.leeway_s)
-    return Authenticator(TokenVerifier(config), settings.audience, revoked, leeway_s=settings.leeway_s), None
+    config = TokenConfig(secret=secret, issuer=checks.issuer, leeway_s=checks.leeway_s)
+    return Authenticator(TokenVerifier(config), checks.audience, revoked, leeway_s=checks.leeway_s), None
 
 
 def create_app(
@@ -76,12 +77,12 @@ def create_app(
     metrics = metrics or GatewayMetrics()
     forwarder = Forwarder(
         metrics,
-        eject_s=settings.eject_s,
-        connect_timeout_s=settings.connect_timeout_s,
-        upstream_timeout_s=settings.upstream_timeout_s,
-        max_idle=settings.max_idle_connections,
-        idle_timeout_s=settings.idle_timeout_s,
-        mirror_max_in_flight=settings.mirror_max_in_flight,
+        eject_s=settings.upstream.eject_s,
+        connect_timeout_s=settings.upstream.connect_timeout_s,
+        upstream_timeout_s=settings.upstream.timeout_s,
+        max_idle=settings.upstream.max_idle_connections,
+        idle_timeout_s=settings.upstream.idle_timeout_s,
+        mirror_max_in_flight=settings.upstream.mirror_max_in_flight,
     )
 
     def installed(table: RoutingTable) -> None:
@@ -94,15 +95,15 @@ def create_app(
     background = () if jwks is None else (jwks.run,)
     closing = (routing.close,) if jwks is None else (routing.close, jwks.close)
     recorder = None
-    if settings.prediction_log:
+    if settings.records.enabled:
         recorder = PredictionRecorder.open(settings, on_drop=metrics.prediction_log_dropped.inc)
         closing = (*closing, recorder.close)
     if feedback is None:
         feedback = RecordingFeedbackHandler(LogFeedbackSink() if recorder is None else recorder)
     options = ProxyOptions(
         max_body_bytes=settings.max_body_bytes,
-        cold_start_timeout_s=settings.cold_start_timeout_s,
-        demand_interval_s=settings.demand_interval_s,
+        cold_start_timeout_s=settings.upstream.cold_start_timeout_s,
+        demand_interval_s=settings.upstream.demand_interval_s,
         access_log=settings.access_log,
     )
     lifespan = Lifespan(background=background, on_close=closing)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from legion.hosting.metrics import exposition
 
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _WAIT_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -88,8 +89,4 @@ class GatewayMetrics:
 
     def exposition(self) -> bytes:
         """The text format for ``/metrics``, aggregated over workers in multiprocess mode."""
-        if self.multiprocess_dir:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # untyped library
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        return exposition(self.registry, self.multiprocess_dir)

@@ -102,24 +102,26 @@ def _parses(record: Encoded) -> bool:
 def make_sink(settings: GatewaySettings, writer: int) -> Sink:
     """The configured sink, plus the API's feedback store when the routing comes from the API."""
     sinks: list[Sink] = []
-    if settings.log_sink == "local":
-        sinks.append(LocalSink(settings.log_dir.expanduser(), writer))
-    elif settings.log_sink == "s3":
-        if not settings.log_s3_bucket:
+    if settings.records.sink == "local":
+        sinks.append(LocalSink(settings.records.dir.expanduser(), writer))
+    elif settings.records.sink == "s3":
+        s3 = settings.records.s3
+        if not s3.bucket:
             raise InvalidInputError("the s3 log sink needs a bucket (--log-s3-bucket)")
         sinks.append(S3Sink.from_settings(
-            settings.log_s3_bucket, prefix=settings.log_s3_prefix, endpoint_url=settings.log_s3_endpoint_url,
-            region=settings.log_s3_region,
-            key_id=settings.log_s3_key_id.get_secret_value() if settings.log_s3_key_id else None,
-            key_secret=settings.log_s3_key_secret.get_secret_value() if settings.log_s3_key_secret else None,
+            s3.bucket, prefix=s3.prefix, endpoint_url=s3.endpoint_url, region=s3.region,
+            key_id=s3.key_id.get_secret_value() if s3.key_id else None,
+            key_secret=s3.key_secret.get_secret_value() if s3.key_secret else None,
             writer=writer,
         ))  # fmt: skip
-    elif settings.log_sink == "fluentd":
-        sinks.append(FluentdSink(settings.log_fluentd_host, settings.log_fluentd_port, settings.log_fluentd_tag))
-    if settings.feedback_store and settings.api_url and settings.routing_file is None:
-        token = settings.api_token.get_secret_value() if settings.api_token else None
+    elif settings.records.sink == "fluentd":
+        sinks.append(
+            FluentdSink(settings.records.fluentd.host, settings.records.fluentd.port, settings.records.fluentd.tag)
+        )
+    if settings.records.feedback_store and settings.routing.api_url and settings.routing.routing_file is None:
+        token = settings.routing.api_token.get_secret_value() if settings.routing.api_token else None
         secret = settings.hs256_secret() if token is None else None
-        sinks.append(ApiRecordsSink(settings.api_url, ApiTokens(token, secret, settings.api_audience)))
+        sinks.append(ApiRecordsSink(settings.routing.api_url, ApiTokens(token, secret, settings.routing.api_audience)))
     if not sinks:
         raise InvalidInputError("prediction logging is on but has nowhere to go: name a log sink")
     return sinks[0] if len(sinks) == 1 else FanOutSink(sinks)
@@ -138,8 +140,8 @@ class PredictionRecorder:
     @classmethod
     def open(cls, settings: GatewaySettings, on_drop: Callable[[int], object] | None = None) -> PredictionRecorder:
         return cls(PredictionLog.open(
-            settings.log_buffer_dir.expanduser(), functools.partial(make_sink, settings),
-            max_bytes=settings.log_buffer_max_bytes,
+            settings.records.buffer_dir.expanduser(), functools.partial(make_sink, settings),
+            max_bytes=settings.records.buffer_max_bytes,
         ), on_drop)  # fmt: skip
 
     async def prediction(self, call: ModelCall) -> None:

@@ -1,30 +1,23 @@
-"""``run(settings)``: bind the port, start one or several gateway workers, stop cleanly on SIGTERM.
+"""``run(settings)``: start one or several gateway workers on the gateway's port, stop cleanly on SIGTERM.
 
-The port is bound before any worker starts, so ``--port 0`` works and the address is printed once
-(``listening on http://HOST:PORT``). One worker serves in this process. With several, each worker process binds
-its own socket to the port with ``SO_REUSEPORT`` (the kernel spreads connections evenly), follows the routing
-source itself and keeps its own pools; this process supervises them, restarts one that dies, forwards
-SIGTERM/SIGINT, and ``/metrics`` of any worker aggregates all of them through a Prometheus multiprocess directory.
+The hosting (the port bound before any worker starts and announced once, workers on ``SO_REUSEPORT``, their
+supervisor, the multiprocess metrics directory, uvicorn) is ``legion.hosting``'s; this module says what one worker
+does. Each worker follows the routing source itself and keeps its own pools; ``/metrics`` of any worker
+aggregates all of them.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import multiprocessing
-import os
 import socket
-import sys
-import tempfile
 from collections.abc import Callable
-
-import uvicorn
 
 from legion.core.errors import LegionError
 from legion.core.logs import configure_logging
-from legion.core.net import bind, url_of
-from legion.core.workers import supervise
+from legion.core.net import bind
 from legion.gateway.settings import GatewaySettings
+from legion.hosting.http import HttpOptions, http_server
+from legion.hosting.workers import run_workers
 
 log = logging.getLogger(__name__)
 
@@ -42,57 +35,17 @@ def serve(settings: GatewaySettings, sock: socket.socket | None, multiprocess_di
         return exc.exit_code
     if sock is None:
         sock = bind(settings.host, settings.port)
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,  # the gateway writes its own access log
-        log_level=settings.log_level,
-        log_config=None,
-        timeout_graceful_shutdown=math.ceil(settings.graceful_timeout_s),
-        server_header=False,
-        backlog=2048,
-    )
-    uvicorn.Server(config).run(sockets=[sock])
+    options = HttpOptions(log_level=settings.log_level, graceful_timeout_s=settings.graceful_timeout_s)
+    http_server(app, options).run(sockets=[sock])
     return 0
-
-
-def _worker(settings: GatewaySettings, port: int, multiprocess_dir: str) -> None:
-    # the settings object itself is pickled to the worker: a JSON dump would mask its secrets
-    sys.exit(serve(settings.model_copy(update={"port": port}), None, multiprocess_dir))
 
 
 def run(settings: GatewaySettings, announce: Callable[[str], None] = print) -> int:
     """Run the gateway; returns the process exit code."""
-    sock = bind(settings.host, settings.port, listen=settings.workers == 1)
-    announce(f"listening on {url_of(sock)}")
-    if settings.workers == 1:
-        return serve(settings, sock)
-    with tempfile.TemporaryDirectory(prefix="legion-gateway-metrics-") as multiprocess_dir:
-        # prometheus_client picks its multiprocess value store from this variable when a worker imports it
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
-        return _supervise(settings, sock, multiprocess_dir)
-
-
-def _supervise(settings: GatewaySettings, sock: socket.socket, multiprocess_dir: str) -> int:
-    from prometheus_client import multiprocess  # noqa: PLC0415  # after PROMETHEUS_MULTIPROC_DIR is set
-
-    context = multiprocessing.get_context("spawn")
-    port = sock.getsockname()[1]
-
-    def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(settings, port, multiprocess_dir), daemon=False)
-        process.start()
-        return process
-
-    try:
-        return supervise(
-            start,
-            settings.workers,
-            fatal=lambda code: code >= 2,  # a LegionError's exit code: the settings are wrong, another would fail too
-            on_exit=multiprocess.mark_process_dead,
-            name="gateway worker",
-        )
-    finally:
-        sock.close()
+    return run_workers(
+        settings,
+        serve,
+        announce=announce,
+        fatal=lambda code: code >= 2,  # a LegionError's exit code: the settings are wrong, another would fail too
+        name="gateway",
+    )

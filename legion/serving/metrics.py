@@ -7,8 +7,9 @@ in the model, so a slow model is told apart from an overloaded one. With several
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from legion.hosting.metrics import exposition
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -56,8 +57,4 @@ class ServerMetrics:
 
     def exposition(self) -> bytes:
         """The text format for ``/metrics``, aggregated over workers in multiprocess mode."""
-        if self.multiprocess_dir:
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=self.multiprocess_dir)  # type: ignore[no-untyped-call]  # untyped library
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        return exposition(self.registry, self.multiprocess_dir)

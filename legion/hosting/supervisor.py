@@ -3,7 +3,7 @@
 The model server and the gateway both run several workers on one port (``SO_REUSEPORT``) under a supervisor
 process: SIGTERM/SIGINT are forwarded to every worker; a worker that dies is replaced, unless its exit code says
 another would fail the same way (``fatal``: bad settings, a model that cannot load), in which case the others are
-stopped and that code is returned. ``on_exit(pid)`` runs for each worker that ended (the servers tell
+stopped and that code is returned. ``on_exit(pid)`` runs for each worker that ended (``workers.run_workers`` tells
 prometheus_client's multiprocess store, which this module must not import).
 """
 
