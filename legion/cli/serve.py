@@ -33,7 +33,8 @@ def parse_properties(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--batch-linger", type=float, default=None, help="Seconds a small batch waits for more [default: 0.005].")
 @click.option("--max-body-bytes", default=32 * 1024 * 1024, show_default=True, help="Largest request body.")
 @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
-@click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
+@click.option("--no-version-check", is_flag=True, help="Skip the Python and package version checks.")
+@click.option("--strict-requirements", is_flag=True, help="Refuse a model whose package versions differ.")
 @click.pass_obj
 def serve(
     obj: dict[str, Any] | None,
@@ -47,6 +48,7 @@ def serve(
     max_body_bytes: int,
     properties: tuple[str, ...],
     no_version_check: bool,
+    strict_requirements: bool,
 ) -> None:
     """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck."""
     from legion.serving.runner import run  # noqa: PLC0415  # only this command needs the server
@@ -64,6 +66,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             properties=parse_properties(properties),
             check_versions=not no_version_check,
+            strict_requirements=strict_requirements,
             **given,
             **(obj or {}),
         )
