@@ -57,7 +57,8 @@ def serve_command(run: ServeRun = run_server) -> click.Command:
     @click.option("--max-body-bytes", type=int, default=32 * 1024 * 1024, show_default=True,
                   help="Largest request body.")  # fmt: skip
     @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
-    @click.option("--no-version-check", is_flag=True, help="Serve even if Python or package versions differ.")
+    @click.option("--no-version-check", is_flag=True, help="Skip the version checks and the smoke prediction.")
+    @click.option("--strict-requirements", is_flag=True, help="Refuse a model whose package versions differ.")
     @click.pass_context
     def serve(ctx: click.Context, /, path: Path, **_: Any) -> None:
         """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck.

@@ -53,13 +53,13 @@ def _from_array(result: Any, rows: int, names: Sequence[str]) -> Table | Raw:
     except ValueError:
         return Raw(result)
     if array.ndim == 1:
-        return Table((_name(names, 0),), (array,))
+        return Table((_name(names, 0),), (array,), "vector")
     if array.ndim == 2:
         width = array.shape[1]
         labels = tuple(_name(names, i) if len(names) == width else str(i) for i in range(width))
-        return Table(labels, tuple(array[:, i] for i in range(width)))
+        return Table(labels, tuple(array[:, i] for i in range(width)), "matrix")
     if array.ndim == 0 and rows == 1:
-        return Table((_name(names, 0),), (array.reshape(1),))
+        return Table((_name(names, 0),), (array.reshape(1),), "vector")
     return Raw(result.tolist() if isinstance(result, np.ndarray) else result)
 
 
@@ -99,8 +99,12 @@ class TypedEndpoint:
         self._call = call
         self._prepare = prepare
 
+    def model_input(self, table: Table) -> Any:
+        """What the model is called with: a DataFrame of the table."""
+        return table.to_frame()
+
     def predict(self, table: Table) -> Table | Raw:
-        frame = table.to_frame()
+        frame = self.model_input(table)
         try:
             prepared = self._prepare(frame) if self._prepare is not None else frame
             result = self._call(prepared)

@@ -1,28 +1,35 @@
 """``load_model``: read a saved model (Legion directory, ``.zip`` or MLflow directory) into callable endpoints.
 
 Loading checks the manifest, the format version, the Python version and every pinned package before it
-unpickles anything, and reports every mismatch at once (``ModelFormatError.problems``). Callers: the model
-server at start-up, ``legion model test`` and ``legion model info``.
+unpickles anything. As ``mlflow models serve`` does, a version that differs from the model's is a warning (logged,
+and kept in ``LoadedModel.warnings`` for ``legion model info``), not a refusal: the model is refused only when
+loading it fails, or a smoke prediction on its input example fails, and then with the list of differences as the
+likely cause (``ModelFormatError.problems``); ``strict_requirements`` refuses any difference up front. Callers:
+the model server at start-up, ``legion model test`` and ``legion model info``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 import weakref
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
-from legion.core.errors import ModelFormatError, NotFoundError
+from legion.core.dtypes import decode_column
+from legion.core.errors import InvalidInputError, LegionError, ModelFormatError, NotFoundError
 from legion.model import properties, requirements
 from legion.model.endpoints import Endpoint, TypedEndpoint, UntypedEndpoint, accepts_argument
-from legion.model.manifest import MANIFEST_NAME, PACKAGE_MANIFEST_NAME, EndpointSpec, Manifest
+from legion.model.manifest import MANIFEST_NAME, PACKAGE_MANIFEST_NAME, EndpointSpec, Example, Manifest
+from legion.model.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,8 @@ class LoadedModel:
     endpoints: dict[str, Endpoint]
     path: Path
     warnings: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    """Python and package versions that differ from the model's (also in ``warnings``)."""
     _cleanup: weakref.finalize | None = None  # type: ignore[type-arg]  # removes an extracted zip
 
     @property
@@ -61,9 +70,16 @@ class LoadedModel:
 
 
 def load_model(
-    path: str | Path, *, check_versions: bool = True, property_values: Mapping[str, Any] | None = None
+    path: str | Path,
+    *,
+    strict_requirements: bool = False,
+    check_versions: bool = True,
+    property_values: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
     """Load a model directory or ``.zip``; an MLflow model directory (``MLmodel``) is taken as it is.
+
+    Versions that differ from the model's only warn, unless ``strict_requirements`` (and ``check_versions``,
+    which turns every version check off when False) refuses them.
 
     >>> model = load_model("examples/summation/build/model")
     >>> model.endpoint("default").call({"a": 1, "b": 2})
@@ -82,12 +98,7 @@ def load_model(
     try:
         if extracted is not None:
             _extract(source, extracted)
-        if not (directory / MANIFEST_NAME).exists() and (directory / "MLmodel").exists():
-            from legion.model.mlflow import load_mlflow  # noqa: PLC0415  # only MLflow models need it
-
-            model = load_mlflow(directory, check_versions=check_versions)
-        else:
-            model = _load_legion(directory, check_versions)
+        model = _load_directory(directory, strict_requirements and check_versions)
     except BaseException:
         if extracted is not None:
             shutil.rmtree(extracted, ignore_errors=True)
@@ -98,9 +109,19 @@ def load_model(
     properties.reset_properties(model.manifest.properties)
     if property_values:
         properties.update_properties(property_values)
+    if model.mismatches and check_versions:
+        _smoke(model)
     for warning in model.warnings:
         log.warning("model %s:%s: %s", model.name, model.version, warning)
     return model
+
+
+def _load_directory(directory: Path, strict: bool) -> LoadedModel:
+    if not (directory / MANIFEST_NAME).exists() and (directory / "MLmodel").exists():
+        from legion.model.mlflow import load_mlflow  # noqa: PLC0415  # only MLflow models need it
+
+        return load_mlflow(directory, strict=strict)
+    return _load_legion(directory, strict)
 
 
 def _extract(archive: Path, into: Path) -> None:
@@ -112,7 +133,58 @@ def _extract(archive: Path, into: Path) -> None:
         zipped.extractall(into)
 
 
-def _load_legion(directory: Path, check_versions: bool) -> LoadedModel:
+def refuse_if_strict(what: str, problems: list[str], strict: bool) -> None:
+    """Under ``--strict-requirements`` any version difference refuses the model."""
+    if problems and strict:
+        raise ModelFormatError(f"{what} cannot be loaded here (strict requirements)", problems=problems)
+
+
+@contextlib.contextmanager
+def likely_cause(mismatches: list[str]) -> Iterator[None]:
+    """A loading step that fails where versions differ from the model's names those differences."""
+    try:
+        yield
+    except ModelFormatError as exc:
+        if not mismatches:
+            raise
+        raise ModelFormatError(
+            f"{exc.detail}\nlikely cause, versions that differ from the model's", problems=mismatches
+        ) from exc
+
+
+def _smoke(model: LoadedModel) -> None:
+    """Predict once on each endpoint's input example: versions differ, so show that the model still works."""
+    for name, endpoint in model.endpoints.items():
+        example = endpoint.spec.example
+        if example is None or not isinstance(endpoint, TypedEndpoint):
+            continue
+        try:
+            table = _example_table(endpoint, example)
+        except InvalidInputError:
+            continue  # an example that does not fit the signature proves nothing either way
+        try:
+            endpoint.predict(table)
+        except LegionError as exc:
+            raise ModelFormatError(
+                f"model {model.name}:{model.version}: endpoint {name!r} fails on its input example ({exc.detail});"
+                " likely cause, versions that differ from the model's",
+                problems=model.mismatches,
+            ) from exc
+
+
+def _example_table(endpoint: TypedEndpoint, example: Example) -> Table:
+    values = {c: [row[i] for row in example.data] for i, c in enumerate(example.columns)}
+    if not example.data or any(len(row) != len(example.columns) for row in example.data):
+        raise InvalidInputError("the example's rows do not match its columns")
+    if not endpoint.columns:
+        return Table(tuple(values), tuple(np.asarray(v) for v in values.values()))
+    if {c.name for c in endpoint.columns} != set(values):
+        raise InvalidInputError("the example's columns are not the endpoint's")
+    arrays = tuple(decode_column(c.name, c.type, values[c.name], nullable=c.nullable) for c in endpoint.columns)
+    return Table(tuple(c.name for c in endpoint.columns), arrays)
+
+
+def _load_legion(directory: Path, strict: bool) -> LoadedModel:
     manifest = Manifest.read(directory)
     problems, warnings = requirements.check(manifest.python, manifest.requirements)
     missing = [
@@ -120,11 +192,19 @@ def _load_legion(directory: Path, check_versions: bool) -> LoadedModel:
         for name, spec in manifest.endpoints.items()
         if not (directory / spec.artifact).is_file()
     ]
-    if missing or (problems and check_versions):
+    if missing:
         raise ModelFormatError(
             f"model {manifest.name}:{manifest.version} cannot be loaded here", problems=missing + problems
         )
-    warnings = problems + warnings if not check_versions else warnings
+    refuse_if_strict(f"model {manifest.name}:{manifest.version}", problems, strict)
+    with likely_cause(problems):
+        model = _load_endpoints(directory, manifest)
+    model.warnings = problems + warnings
+    model.mismatches = problems
+    return model
+
+
+def _load_endpoints(directory: Path, manifest: Manifest) -> LoadedModel:
     artifacts = {key: directory / relative for key, relative in manifest.artifacts.items()}
     loaded: dict[str, Any] = {}
     endpoints: dict[str, Endpoint] = {}
@@ -135,7 +215,7 @@ def _load_legion(directory: Path, check_versions: bool) -> LoadedModel:
                 _call_load(payload, artifacts, name)
             loaded[spec.artifact] = payload
         endpoints[name] = _endpoint(name, spec, loaded[spec.artifact])
-    return LoadedModel(manifest=manifest, endpoints=endpoints, path=directory, warnings=warnings)
+    return LoadedModel(manifest=manifest, endpoints=endpoints, path=directory)
 
 
 def _unpickle(path: Path, endpoint: str) -> Any:

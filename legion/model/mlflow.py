@@ -2,8 +2,10 @@
 
 A ``sklearn`` flavor is unpickled directly, so serving it needs neither MLflow nor its dependencies; any other
 ``python_function`` model is loaded through ``mlflow.pyfunc`` when MLflow is installed (``legion[mlflow]``). The
-MLflow signature becomes the endpoint's columns; without a signature the endpoint is untyped-by-DataFrame.
-Requirements come from the model's ``requirements.txt`` and Python from ``python_env.yaml``.
+MLflow signature becomes the endpoint's columns; without a signature the endpoint is untyped-by-DataFrame. The
+pyfunc flavor's ``predict_fn`` (``pyfunc_predict_fn="predict_proba"`` at save time) is the method called, as
+``mlflow models serve`` calls it. Requirements come from the model's ``requirements.txt`` and Python from
+``python_env.yaml``; the saved input example (``input_example.json``) is what the smoke prediction runs on.
 """
 
 from __future__ import annotations
@@ -11,18 +13,21 @@ from __future__ import annotations
 import json
 import pickle
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import cloudpickle
+import numpy as np
 import yaml
 
 from legion.core.errors import ModelFormatError
 from legion.model import requirements
 from legion.model.endpoints import Endpoint, TypedEndpoint
-from legion.model.loader import LoadedModel
-from legion.model.manifest import ColumnSpec, EndpointSpec, Manifest, Provenance
+from legion.model.loader import LoadedModel, likely_cause, refuse_if_strict
+from legion.model.manifest import ColumnSpec, EndpointSpec, Example, Manifest, Provenance
+from legion.model.table import Table
 
 # MLflow column-spec types -> Legion column types.
 _TYPES = {
@@ -85,7 +90,8 @@ def _python(directory: Path) -> str:
     return requirements.python_version()
 
 
-def load_mlflow(directory: Path, *, check_versions: bool = True) -> LoadedModel:
+def load_mlflow(directory: Path, *, strict: bool = False) -> LoadedModel:
+    """Load an MLflow model directory; version differences warn unless ``strict`` (see ``legion.model.loader``)."""
     mlmodel = _read_mlmodel(directory)
     flavors: dict[str, Any] = mlmodel["flavors"]
     python = _python(directory)
@@ -93,21 +99,27 @@ def load_mlflow(directory: Path, *, check_versions: bool = True) -> LoadedModel:
     # a sklearn-flavored model is unpickled without MLflow, so MLflow's own pin does not apply to it
     pins = {k: v for k, v in _pins(directory).items() if not uses_sklearn or k not in ("mlflow", "mlflow-skinny")}
     problems, warnings = requirements.check(python, pins)
-    if problems and check_versions:
-        raise ModelFormatError(f"MLflow model {directory} cannot be loaded here", problems=problems)
-    warnings = problems + warnings if not check_versions else warnings
+    refuse_if_strict(f"MLflow model {directory}", problems, strict)
     columns = _columns(mlmodel)
-    if uses_sklearn:
-        predictor = _load_sklearn(directory, flavors["sklearn"])
-        flavor_note = "sklearn"
-    elif "python_function" in flavors:
-        predictor = _load_pyfunc(directory)
-        flavor_note = "python_function"
-    else:
-        raise ModelFormatError(f"MLflow model {directory} has no sklearn or python_function flavor")
+    # What MLflow's pyfunc flavor calls: ``predict`` unless the model was saved with another ``predict_fn``.
+    predict_fn = str((flavors.get("python_function") or {}).get("predict_fn") or "predict")
+    with likely_cause(problems):
+        if uses_sklearn:
+            estimator = _load_sklearn(directory, flavors["sklearn"])
+            call = getattr(estimator, predict_fn, None)
+            if not callable(call):
+                raise ModelFormatError(f"MLflow model {directory}: {type(estimator).__name__} has no {predict_fn}()")
+            flavor_note = "sklearn"
+        elif "python_function" in flavors:
+            call = _load_pyfunc(directory).predict  # MLflow's own loader honours predict_fn
+            flavor_note = "python_function"
+        else:
+            raise ModelFormatError(f"MLflow model {directory} has no sklearn or python_function flavor")
     name = str(mlmodel.get("metadata", {}).get("name") or directory.resolve().name)
     version = str(mlmodel.get("metadata", {}).get("version") or mlmodel.get("run_id") or "1")
-    spec = EndpointSpec(artifact=f"MLmodel#{flavor_note}", columns=columns, method="predict")
+    spec = EndpointSpec(
+        artifact=f"MLmodel#{flavor_note}", columns=columns, method=predict_fn, example=_example(directory, mlmodel)
+    )
     manifest = Manifest(
         name=name,
         version=version,
@@ -117,15 +129,39 @@ def load_mlflow(directory: Path, *, check_versions: bool = True) -> LoadedModel:
         endpoints={"default": spec},
         provenance=Provenance(created_at=str(mlmodel.get("utc_time_created") or datetime.now(UTC).isoformat())),
     )
-    endpoint: Endpoint = TypedEndpoint("default", spec, predictor.predict) if columns else _Framed(spec, predictor)
-    return LoadedModel(manifest=manifest, endpoints={"default": endpoint}, path=directory, warnings=warnings)
+    endpoint: Endpoint = TypedEndpoint("default", spec, call) if columns else _Framed(spec, call)
+    return LoadedModel(
+        manifest=manifest,
+        endpoints={"default": endpoint},
+        path=directory,
+        warnings=problems + warnings,
+        mismatches=problems,
+    )
+
+
+def _example(directory: Path, mlmodel: dict[str, Any]) -> Example | None:
+    """The model's input example when MLflow saved it as a DataFrame in ``split`` orient (its default)."""
+    info = mlmodel.get("saved_input_example_info") or {}
+    if info.get("type", "dataframe") != "dataframe" or info.get("pandas_orient", "split") != "split":
+        return None
+    try:
+        data = json.loads((directory / str(info.get("artifact_path", "input_example.json"))).read_text("utf-8"))
+        return Example(columns=[str(c) for c in data["columns"]], data=data["data"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no usable example: nothing to try the model on
 
 
 class _Framed(TypedEndpoint):
     """An MLflow model without a signature: any columns the caller sends go to the model as they are."""
 
-    def __init__(self, spec: EndpointSpec, predictor: Any) -> None:
-        super().__init__("default", spec, predictor.predict)
+    def __init__(self, spec: EndpointSpec, call: Callable[[Any], Any]) -> None:
+        super().__init__("default", spec, call)
+
+    def model_input(self, table: Table) -> Any:
+        """Rows without column names (``instances`` of lists) go as a 2-D array, as MLflow's server sends them."""
+        if table.layout == "matrix":
+            return np.column_stack(table.arrays)
+        return table.to_frame()
 
 
 def _load_sklearn(directory: Path, flavor: dict[str, Any]) -> Any:

@@ -6,9 +6,10 @@ A package is a directory::
     requirements.txt      the model's requirements, pinned (``pip install -r`` recreates its environment)
     model/                the model directory (a ``.zip`` model is unpacked)
 
-``build_package`` loads the model first, with the version checks on, so a package is only made from a model that
-this environment can serve; a mismatch fails the packaging with every problem named. ``load_model`` and therefore
-``legion serve`` accept a package directory as they accept a model directory.
+``build_package`` loads the model first, so a package is only made from a model that this environment can serve:
+one that fails to load, or (where versions differ from the model's) to predict on its input example, fails the
+packaging with every difference named; differences alone are warnings, as in ``legion serve``. ``load_model``
+and therefore ``legion serve`` accept a package directory as they accept a model directory.
 
     build_package("~/.legion/models/census-1.0", "build/census-package")
 """
@@ -44,7 +45,7 @@ def build_package(model_path: str | Path, output: str | Path) -> dict[str, objec
     """Make a package of the model at ``model_path`` in the empty (or missing) directory ``output``; returns what
     ``legion.package.yaml`` says."""
     source, target = Path(model_path).expanduser(), Path(output).expanduser()
-    model = load_model(source)  # refuses a model this environment cannot serve, naming each problem
+    model = load_model(source)  # refuses a model this environment cannot serve, naming each difference
     if target.exists() and any(target.iterdir()):
         raise ModelFormatError(f"the package directory {target} is not empty")
     target.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 ``detect`` reads the module references out of the pickled artifacts (what unpickling will import) and pins each
 one's distribution at its installed version. ``check`` compares pins with what is installed: a different
-major.minor, a missing package or another Python minor is a problem that stops the load; a different patch
-release is only a warning.
+major.minor, a missing package or another Python minor is a problem (the loader warns, and names it as the
+likely cause if the model then fails); a different patch release is only a warning.
 """
 
 from __future__ import annotations
@@ -64,6 +64,19 @@ def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(version.split(".")[:2])
 
 
+# Distributions that provide the same modules under another name (MLflow pins ``mlflow``; ``mlflow-skinny`` serves).
+_ALTERNATIVES = {"mlflow": ("mlflow-skinny",)}
+
+
+def _installed(dist: str) -> str | None:
+    for name in (dist, *_ALTERNATIVES.get(dist.lower(), ())):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def check(python: str, requirements: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """``(problems, warnings)`` for running a model saved under ``python`` with ``requirements`` here."""
     problems: list[str] = []
@@ -72,9 +85,8 @@ def check(python: str, requirements: Mapping[str, str]) -> tuple[list[str], list
     if _major_minor(python) != _major_minor(here):
         problems.append(f"python: the model was saved with {python}, this is {here}")
     for dist, pinned in requirements.items():
-        try:
-            installed = metadata.version(dist)
-        except metadata.PackageNotFoundError:
+        installed = _installed(dist)
+        if installed is None:
             problems.append(f"{dist}: {pinned} is required but not installed")
             continue
         if installed == pinned:

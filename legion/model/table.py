@@ -10,10 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+Layout = Literal["frame", "vector", "matrix"]
+"""What a model's answer was before it became a table: named columns (a DataFrame, a mapping, a Series), a
+one-dimensional array or a two-dimensional one. MLflow's scoring protocol renders each differently."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,7 @@ class Table:
 
     columns: tuple[str, ...]
     arrays: tuple[np.ndarray, ...]
+    layout: Layout = "frame"
 
     def __len__(self) -> int:
         return len(self.arrays[0]) if self.arrays else 0
@@ -32,10 +37,10 @@ class Table:
             return tables[0]
         first = tables[0]
         arrays = tuple(np.concatenate([t.arrays[i] for t in tables]) for i in range(len(first.columns)))
-        return cls(first.columns, arrays)
+        return cls(first.columns, arrays, first.layout)
 
     def slice(self, start: int, stop: int) -> Table:
-        return Table(self.columns, tuple(a[start:stop] for a in self.arrays))
+        return Table(self.columns, tuple(a[start:stop] for a in self.arrays), self.layout)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(dict(zip(self.columns, self.arrays, strict=True)), copy=False)

@@ -138,6 +138,12 @@ class Batcher:
             self._settle_alone(batch[0])
             self._observe.predict_seconds.observe(time.perf_counter() - started)
             return
+        first = batch[0].table
+        if any(item.table.columns != first.columns or item.table.layout != first.layout for item in batch):
+            for item in batch:  # an endpoint without a signature takes any columns: such tables do not merge
+                self._settle_alone(item)
+            self._observe.predict_seconds.observe(time.perf_counter() - started)
+            return
         merged = Table.concat([item.table for item in batch])
         self._observe.batch_rows.observe(len(merged))
         try:

@@ -95,6 +95,18 @@ def from_rows(endpoint: Signed, columns: object, rows: object) -> Table:
     return _decode_all(endpoint.columns, values)
 
 
+def from_matrix(rows: object) -> Table:
+    """``[[1, 0.5], [4, 3.5]]`` for an endpoint without a signature: unnamed columns ``0..n-1``, handed to the
+    model as a 2-D array (what MLflow's scoring server does with ``instances`` or ``inputs`` of lists)."""
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, list) for r in rows):
+        raise BadRequestError("expected a non-empty list of rows (lists)")
+    width = len(rows[0])
+    if width == 0 or any(len(r) != width for r in rows):
+        raise BadRequestError(f"every row must hold the same number of values as the first ({width})")
+    table = _free({str(i): [r[i] for r in rows] for i in range(width)})
+    return Table(table.columns, table.arrays, "matrix")
+
+
 def from_records(endpoint: Signed, records: object) -> Table:
     """``[{"age": 39, ...}, ...]``."""
     if not isinstance(records, list) or not records:

@@ -43,6 +43,7 @@ class DataPlane:
             model = load_model(
                 self.settings.model_path,
                 check_versions=self.settings.check_versions,
+                strict_requirements=self.settings.strict_requirements,
                 property_values=self.settings.properties,
             )
         except LegionError as exc:

@@ -38,7 +38,11 @@ class ServerSettings(LegionSettings):
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish before the process exits."""
     check_versions: bool = True
-    """Refuse a model whose Python or pinned package versions do not match (False: only warn)."""
+    """Check the model's Python and pinned package versions (False: no checks, no smoke prediction)."""
+    strict_requirements: bool = False
+    """Refuse a model whose Python or pinned package versions differ from this environment's. Otherwise a
+    difference is a warning, and the model is refused only when it fails to load or to predict on its input
+    example (``legion.model.loader``)."""
     properties: dict[str, Any] = Field(default_factory=dict)
     """Initial values of model properties, overriding the ones saved with the model."""
     log_level: str = "info"

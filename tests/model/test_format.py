@@ -114,13 +114,61 @@ def test_version_mismatches_are_all_named(tmp_path: Path) -> None:
     model = _sklearn_model(tmp_path)
     _rewrite_manifest(model, {"python": "2.7.18", "requirements": {"numpy": "0.1.0", "surely-not-installed": "1.0"}})
     with pytest.raises(ModelFormatError) as caught:
-        lm.load_model(model)
+        lm.load_model(model, strict_requirements=True)
     problems = "\n".join(caught.value.problems)
     assert "python: the model was saved with 2.7.18" in problems
     assert "numpy: the model needs 0.1.0" in problems
     assert "surely-not-installed: 1.0 is required but not installed" in problems
+    assert "strict requirements" in caught.value.detail
     relaxed = lm.load_model(model, check_versions=False)
     assert len(relaxed.warnings) == 3
+
+
+def test_a_version_mismatch_only_warns_while_the_model_works(tmp_path: Path) -> None:
+    """As ``mlflow models serve`` does: the model loads, predicts on its example, and the differences are warnings."""
+    model = _sklearn_model(tmp_path)
+    _rewrite_manifest(model, {"requirements": {"numpy": "0.1.0", "surely-not-installed": "1.0"}})
+    loaded = lm.load_model(model)
+    assert loaded.mismatches == ["numpy: the model needs 0.1.0, " + np.__version__ + " is installed",
+                                 "surely-not-installed: 1.0 is required but not installed"]  # fmt: skip
+    assert set(loaded.mismatches) <= set(loaded.warnings)
+    result = loaded.endpoint(None).predict(Table(("a", "b"), (np.array([4]), np.array([3.5]))))
+    assert isinstance(result, Table)
+    assert result.column_lists() == [[1]]
+
+
+def _fails_on_13(frame: pd.DataFrame) -> pd.Series:
+    if (frame["a"] == 13).any():
+        raise ValueError("thirteen")
+    return frame["a"] * 2
+
+
+def test_a_model_failing_its_input_example_is_refused_with_the_mismatches_as_cause(tmp_path: Path) -> None:
+    builder = lm.ModelBuilder("toy", "1.0")
+    builder.export_df(_fails_on_13, FRAME)
+    model = builder.save(tmp_path / "m")
+    _rewrite_manifest(model, {"requirements": {"numpy": "0.1.0"}})
+    manifest = yaml.safe_load((model / lm.MANIFEST_NAME).read_text())
+    manifest["endpoints"]["default"]["example"] = {"columns": ["a", "b"], "data": [[13, 0.5]]}
+    (model / lm.MANIFEST_NAME).write_text(yaml.safe_dump(manifest))
+    with pytest.raises(ModelFormatError) as caught:
+        lm.load_model(model)
+    assert "endpoint 'default' fails on its input example" in caught.value.detail
+    assert "thirteen" in caught.value.detail
+    assert caught.value.problems == [f"numpy: the model needs 0.1.0, {np.__version__} is installed"]
+    _rewrite_manifest(model, {"requirements": {}})  # same versions: no smoke prediction, as before
+    assert lm.load_model(model).warnings == []
+
+
+def test_a_model_that_cannot_be_unpickled_names_the_mismatches(tmp_path: Path) -> None:
+    model = _sklearn_model(tmp_path)
+    (model / "model.pkl").write_bytes(b"not a pickle")
+    _rewrite_manifest(model, {"requirements": {"numpy": "0.1.0"}})
+    with pytest.raises(ModelFormatError) as caught:
+        lm.load_model(model)
+    assert "cannot unpickle model.pkl" in caught.value.detail
+    assert "likely cause, versions that differ" in caught.value.detail
+    assert caught.value.problems == [f"numpy: the model needs 0.1.0, {np.__version__} is installed"]
 
 
 def test_patch_differences_only_warn(tmp_path: Path) -> None:

@@ -52,11 +52,44 @@ CASES = [
     ("era-a no input", {"path": "/api/model/toy/1/invoke", "content": b""}, 400, "no input given"),
     ("v2 no inputs", {"path": "/v2/models/toy/infer", "json": {"inputs": []}}, 400, '"inputs" must be a non-empty list'),
     ("v2 shape mismatch", {"path": "/v2/models/toy/infer", "json": {"inputs": [
-        {"name": "a", "shape": [2], "datatype": "INT64", "data": [1]}]}}, 400, "shape [2] does not hold 1 values"),
+        {"name": "a", "shape": [2], "datatype": "INT64", "data": [1]}]}}, 400, "input 'a': shape [2] does not hold 1 values"),
     ("v2 bad value", {"path": "/v2/models/toy/infer", "json": {"inputs": [
-        {"name": "a", "shape": [1], "datatype": "INT64", "data": ["z"]},
+        {"name": "a", "shape": [1], "datatype": "BYTES", "data": ["z"]},
         {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
         {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 422, "a: 'z' is not an integer"),
+    ("v2 text in an INT64 input", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT64", "data": ["z"]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 400,
+     "input 'a': 'z' does not match its datatype INT64"),
+    ("v2 float in an INT64 input", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT64", "data": [1.5]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 400,
+     "input 'a': 1.5 does not match its datatype INT64"),
+    ("v2 number in a BYTES input", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": [7]}]}}, 400,
+     "input 's': 7 does not match its datatype BYTES"),
+    ("v2 text in an FP64 input", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": ["1.0"]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 400,
+     "input 'b': '1.0' does not match its datatype FP64"),
+    ("v2 bool in an FP64 input", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": [True]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 400,
+     "input 'b': True does not match its datatype FP64"),
+    ("v2 out of range", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT8", "data": [300]},
+        {"name": "b", "shape": [1], "datatype": "FP64", "data": [1.0]},
+        {"name": "s", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}}, 400, "input 'a': 300 is out of range for INT8"),
+    ("v2 unknown datatype", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "datatype": "INT65", "data": [1]}]}}, 400, "input 'a': datatype 'INT65' is not one of"),
+    ("v2 no datatype", {"path": "/v2/models/toy/infer", "json": {"inputs": [
+        {"name": "a", "shape": [1], "data": [1]}]}}, 400, "input 'a': datatype None is not one of"),
     ("mlflow two formats", {"path": "/invocations", "json": {"instances": [], "inputs": []}}, 400, "exactly one of"),
     ("mlflow bad record", {"path": "/invocations", "json": {"dataframe_records": [{"a": 1, "b": "q", "s": "x"}]}},
      422, "b: 'q' is not a number"),

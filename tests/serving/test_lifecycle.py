@@ -65,6 +65,11 @@ def test_a_model_that_cannot_load_stops_the_server_naming_why(tmp_path: Path) ->
     manifest = yaml.safe_load((model / MANIFEST_NAME).read_text())
     manifest["python"] = "3.2.1"
     (model / MANIFEST_NAME).write_text(yaml.safe_dump(manifest))
-    code, stderr = failed_start(model)
+    code, stderr = failed_start(model, ["--strict-requirements"])
     assert code == 8
     assert "python: the model was saved with 3.2.1" in stderr
+    (model / "endpoints" / "default.pkl").write_bytes(b"not a pickle")  # without --strict-requirements: loading fails
+    code, stderr = failed_start(model)
+    assert code == 8
+    assert "cannot unpickle default.pkl" in stderr
+    assert "likely cause, versions that differ from the model's:\n  - python: the model was saved with 3.2.1" in stderr

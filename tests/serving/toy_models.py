@@ -52,3 +52,15 @@ def save_gated(path: Path, gate_dir: Path) -> Path:
     builder = ModelBuilder("gated", "1")
     builder.export_class(GatedModel(gate_dir), column_types={"a": "int64"})
     return builder.save(path)
+
+
+def _era_a_answer(frame: pd.DataFrame) -> dict[str, int]:
+    """Legion's era-a style: read the first row, answer one dict (not one answer per row)."""
+    return {"double": int(frame["a"].iloc[0]) * 2}
+
+
+def save_era_a(path: Path) -> Path:
+    """Column a:int64; answers ``{"double": 2a}`` for the first row of whatever it is given."""
+    builder = ModelBuilder("era-a", "1")
+    builder.export_df(_era_a_answer, pd.DataFrame({"a": [1]}))
+    return builder.save(path)

@@ -139,8 +139,14 @@ class LegionAPI:
             if not all(isinstance(r, dict) for r in records):
                 raise BadRequestError("every batch item must be an object")
             return json_response([self.plane.call(endpoint, r) for r in records])
-        result = await self.plane.predict(endpoint, codecs.from_records(endpoint, records))
-        return json_response(result.value if isinstance(result, Raw) else result.records())
+        table = codecs.from_records(endpoint, records)
+        result = await self.plane.predict(endpoint, table)
+        if isinstance(result, Table):
+            return json_response(result.records())
+        # One answer for the whole batch (an era-a ``apply_func`` that returns one dict whatever it is given):
+        # Legion called such an endpoint once per line, so do that and answer one item per line.
+        answers = [_one_or_many(await self.plane.predict(endpoint, table.slice(i, i + 1))) for i in range(len(table))]
+        return json_response(answers)
 
     async def _parameters(self, request: Request) -> dict[str, Any]:
         params: dict[str, Any] = _multi(request.query_params.multi_items())

@@ -36,9 +36,15 @@ _ERROR_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_RE
                 422: "INVALID_PARAMETER_VALUE", 503: "TEMPORARILY_UNAVAILABLE"}  # fmt: skip
 
 
-def _predictions(result: Table | Raw) -> Any:
+def _predictions(result: Table | Raw, exact: bool) -> Any:
+    """``exact`` (an MLflow model): as MLflow renders what the model returned: an array as nested lists, a
+    DataFrame as records. A Legion model's one-column answer is a list of values, a wider one records."""
     if isinstance(result, Raw):
         return result.value
+    if exact:
+        if result.layout == "vector":
+            return result.column_lists()[0]
+        return result.rows() if result.layout == "matrix" else result.records()
     if len(result.columns) == 1:
         return result.column_lists()[0]
     return result.records()
@@ -73,7 +79,8 @@ class MLflowAPI:
             table = await self._table(request, endpoint)
             if isinstance(endpoint, UntypedEndpoint):
                 return json_response({"predictions": [self.plane.call(endpoint, r) for r in table.records()]})
-            return json_response({"predictions": _predictions(await self.plane.predict(endpoint, table))})
+            exact = self.plane.require_model().manifest.flavor == "mlflow"
+            return json_response({"predictions": _predictions(await self.plane.predict(endpoint, table), exact)})
         except LegionError as exc:
             code = _ERROR_CODES.get(exc.status, "INTERNAL_ERROR")
             return json_response({"error_code": code, "message": exc.detail}, exc.status)
@@ -102,6 +109,8 @@ class MLflowAPI:
         if isinstance(value, dict):
             return codecs.from_columns(signed, value)
         if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+            if not signed.columns:
+                return codecs.from_matrix(value)
             return codecs.from_rows(signed, [c.name for c in signed.columns], value)
         return codecs.from_records(signed, value)
 

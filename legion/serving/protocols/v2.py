@@ -3,12 +3,12 @@
 Each input tensor is one column of the endpoint's signature (MLServer's pandas-codec convention); a single
 two-dimensional input whose name is not a column is taken as rows in signature order. The endpoint is the
 default one unless the request's ``parameters`` name another (``{"endpoint": "predict_proba"}``). Errors are
-``{"error": "..."}`` as the protocol says.
+``{"error": "..."}`` as the protocol says. Tensors (datatype checks, the binary tensor data extension that Triton's
+and KServe's clients use by default) are read and written by ``protocols.tensors``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -24,40 +24,27 @@ from legion.model.loader import LoadedModel
 from legion.model.table import Table
 from legion.serving import codecs
 from legion.serving.dataplane import DataPlane
-from legion.serving.http import json_response, mark_endpoint, read_json, request_id
+from legion.serving.http import (
+    JSON_OPTIONS,
+    UnsupportedMediaTypeError,
+    json_response,
+    mark_endpoint,
+    media_type,
+    parse_json,
+    read_body,
+    request_id,
+)
+from legion.serving.protocols import tensors
 
 _KIND_TO_V2 = {"b": "BOOL", "i": "INT64", "u": "UINT64", "f": "FP64"}
+_BODY_TYPES = ("application/json", "text/json", "application/octet-stream", "")
 
 
-def _flatten(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        return [data]
-    if data and isinstance(data[0], list):
-        return [value for part in data for value in _flatten(part)]
-    return data
-
-
-def _output(name: str, values: list[Any], dtype_kind: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "datatype": _KIND_TO_V2.get(dtype_kind, "BYTES"),
-        "shape": [len(values)],
-        "data": values,
-    }
-
-
-def outputs_of(result: Table | Raw) -> list[dict[str, Any]]:
+def outputs_of(result: Table | Raw) -> list[tensors.Tensor]:
     if isinstance(result, Raw):
-        return [
-            {
-                "name": "output",
-                "datatype": "BYTES",
-                "shape": [1],
-                "data": [orjson.dumps(result.value).decode()],
-            }
-        ]
+        return [tensors.Tensor("output", "BYTES", (1,), [orjson.dumps(result.value).decode()])]
     return [
-        _output(name, values, array.dtype.kind)
+        tensors.Tensor(name, _KIND_TO_V2.get(array.dtype.kind, "BYTES"), (len(values),), values)
         for name, values, array in zip(result.columns, result.column_lists(), result.arrays, strict=True)
     ]
 
@@ -125,46 +112,72 @@ class V2API:
 
     async def infer(self, request: Request) -> Response:
         model = self._model(request)
-        body = await read_json(request, self.limit)
+        kind = media_type(request)
+        if kind not in _BODY_TYPES:
+            raise UnsupportedMediaTypeError(
+                f"content type {kind!r} is not supported here; send application/json, or application/octet-stream "
+                "with Inference-Header-Content-Length for binary tensor data"
+            )
+        header, binary = tensors.split_body(
+            await read_body(request, self.limit), request.headers.get("inference-header-content-length")
+        )
+        body = parse_json(header)
         if not isinstance(body, dict):
             raise BadRequestError('expected a JSON object with "inputs"')
         parameters = body.get("parameters") or {}
         endpoint = model.endpoint(parameters.get("endpoint") if isinstance(parameters, dict) else None)
         mark_endpoint(request, endpoint.name)
-        table = self._table(endpoint, body.get("inputs"))
+        wanted, binary_names, all_binary = tensors.binary_outputs(body)
+        table = self._table(endpoint, tensors.decode_inputs(body.get("inputs"), binary))
         if isinstance(endpoint, UntypedEndpoint):
             results = [self.plane.call(endpoint, record) for record in table.records()]
             result: Table | Raw = Raw(results)
         else:
             result = await self.plane.predict(endpoint, table)
-        return json_response(
-            {
-                "model_name": model.name,
-                "model_version": model.version,
-                "id": body.get("id") or request_id(request),
-                "parameters": {"endpoint": endpoint.name},
-                "outputs": outputs_of(result),
-            }
+        outputs = outputs_of(result)
+        if wanted is not None:
+            unknown = wanted - {o.name for o in outputs}
+            if unknown:
+                have = ", ".join(o.name for o in outputs)
+                raise BadRequestError(
+                    f"unknown outputs requested: {', '.join(sorted(unknown))}; the model gives {have}"
+                )
+            outputs = [o for o in outputs if o.name in wanted]
+        described, blob = tensors.encode_outputs(outputs, binary_names, all_binary)
+        answer = {
+            "model_name": model.name,
+            "model_version": model.version,
+            "id": body.get("id") or request_id(request),
+            "parameters": {"endpoint": endpoint.name},
+            "outputs": described,
+        }
+        if not blob and not any("parameters" in o for o in described):
+            return json_response(answer)
+        head = orjson.dumps(answer, option=JSON_OPTIONS)
+        return Response(
+            head + blob,
+            media_type="application/octet-stream",
+            headers={"inference-header-content-length": str(len(head))},
         )
 
-    def _table(self, endpoint: TypedEndpoint | UntypedEndpoint, inputs: Any) -> Table:
-        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, dict) for i in inputs):
-            raise BadRequestError('"inputs" must be a non-empty list of tensors {name, shape, datatype, data}')
-        columns: dict[str, list[Any]] = {}
-        for index, tensor in enumerate(inputs):
-            name = tensor.get("name")
-            if not isinstance(name, str) or "data" not in tensor:
-                raise BadRequestError(f"input {index} needs a name and data")
-            shape = tensor.get("shape")
-            values = _flatten(tensor["data"])
-            if isinstance(shape, list) and all(isinstance(s, int) for s in shape) and shape:
-                if math.prod(shape) != len(values):
-                    raise BadRequestError(f"input {name!r}: shape {shape} does not hold {len(values)} values")
-                names = [c.name for c in endpoint.columns]
-                if len(inputs) == 1 and len(shape) == 2 and names and name not in names:
-                    return _matrix(endpoint, name, names, shape[1], values)
-            columns[name] = values
+    def _table(self, endpoint: TypedEndpoint | UntypedEndpoint, inputs: list[tensors.Tensor]) -> Table:
+        names = [c.name for c in endpoint.columns]
+        types = {c.name: c.type for c in endpoint.columns}
+        if len(inputs) == 1 and len(inputs[0].shape) == 2 and names and inputs[0].name not in names:
+            only = inputs[0]
+            return _matrix(endpoint, only.name, names, only.shape[1], _texts(only, "string"))
+        columns = {t.name: _texts(t, types.get(t.name, "string")) for t in inputs}
         return codecs.from_columns(endpoint if endpoint.columns else codecs.ANY_COLUMNS, columns)
+
+
+def _texts(tensor: tensors.Tensor, column_type: str) -> list[Any]:
+    """BYTES sent as binary data arrive as bytes: text for every column but an image one."""
+    if tensor.datatype != "BYTES" or column_type == "image":
+        return tensor.values
+    try:
+        return [v.decode() if isinstance(v, bytes) else v for v in tensor.values]
+    except UnicodeDecodeError:
+        raise BadRequestError(f"input {tensor.name!r}: BYTES values are not UTF-8 text") from None
 
 
 def _matrix(endpoint: codecs.Signed, name: str, names: list[str], width: int, values: list[Any]) -> Table:
