@@ -20,6 +20,17 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     >/dev/null 2>&1 || echo "setup: could not install chromium; the dashboard's browser test will be skipped" >&2
 fi
 
+# `legion model image` and its tests build, run and push real images with Debian's daemonless container tools and
+# run Debian's registry on loopback (the base image is made with debootstrap: nothing is pulled). Installed once,
+# quietly, when missing and we may; without podman those tests are skipped and say why.
+CONTAINER_PACKAGES="podman buildah skopeo runc fuse-overlayfs slirp4netns uidmap debootstrap docker-registry"
+if ! { command -v podman && command -v skopeo && command -v debootstrap && command -v docker-registry; } >/dev/null 2>&1 \
+  && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  # shellcheck disable=SC2086  # the list is meant to split into words
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $CONTAINER_PACKAGES; } \
+    >/dev/null 2>&1 || echo "setup: could not install the container tools; the image tests will be skipped" >&2
+fi
+
 # promtool checks the alert rules in deploy/prometheus, and `legion up --prometheus` (and its test) runs the
 # prometheus server. Only the binaries are needed, not a Prometheus service: unpack Debian's prometheus package into
 # .cache/ (no install scripts run, no daemon starts) unless both are on PATH already.

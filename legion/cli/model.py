@@ -1,5 +1,7 @@
 """``legion model ...``: work with a saved model on this machine.
 
+``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``).
+
 ``legion model test PATH --json '{...}'`` predicts through the model server's own data plane and codecs (no HTTP),
 so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data": [[...]]}``, a list of
 records, or one object of column values.
@@ -14,6 +16,7 @@ from typing import Any
 import click
 import orjson
 
+from legion.cli.image_cmd import image
 from legion.core.errors import BadRequestError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
 from legion.model.loader import load_model
@@ -23,6 +26,9 @@ from legion.model.table import Table
 @click.group()
 def model() -> None:
     """Inspect and try saved models."""
+
+
+model.add_command(image)
 
 
 @model.command("info")

@@ -15,7 +15,8 @@ surface renders errors in exactly one place (the model APIs as ``{"error": ...}`
     │   ├── BadGatewayError (502)            an upstream broke off or answered garbage (the gateway)
     │   └── GatewayTimeoutError (504)        an upstream did not answer in time (the gateway)
     ├── ModelFormatError (422, exit 8)       a model directory that cannot be loaded as it is
-    └── ModelError (500, exit 9)             the model's own code raised while predicting
+    ├── ModelError (500, exit 9)             the model's own code raised while predicting
+    └── ImageBuildError (500, exit 10)       a container tool failed to build, push or export an image
 
 Foreign exceptions are translated at the boundary where they are caught (``raise ... from exc``); nothing
 below a surface formats a message for a user twice. A client turns a status back into its error with
@@ -134,6 +135,14 @@ class ModelError(LegionError):
     status = 500
     exit_code = 9
     title = "Model error"
+
+
+class ImageBuildError(LegionError):
+    """A container tool (podman, skopeo, debootstrap) failed; the detail carries the tool's last lines."""
+
+    status = 500
+    exit_code = 10
+    title = "Image build failed"
 
 
 def _by_status() -> dict[int, type[LegionError]]:
