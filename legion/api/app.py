@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
+from legion.api.confinement import Confinement, sandbox_for
 from legion.api.feedback_routes import FeedbackMetrics, records_router
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
@@ -36,6 +37,7 @@ from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
+from legion.api.runtime.sandbox import Sandbox
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.storage.feedback import FeedbackStore
@@ -56,23 +58,23 @@ log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
 
 
-def make_runtime(settings: ApiSettings) -> Runtime | None:
+def make_runtime(settings: ApiSettings, sandbox: Sandbox) -> Runtime | None:
     if settings.runtime == "memory":
         return MemoryRuntime()
     if settings.runtime == "local":
         from legion.api.runtime.local import LocalRuntime  # noqa: PLC0415  # only when chosen
 
         # a relative image is a path in the data directory: models/<artifact> or packages/<packaging id>
-        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir)
+        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir, sandbox=sandbox)
     return None
 
 
 def add_job_controllers(
-    reconciler: Reconciler, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry
+    reconciler: Reconciler, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry, sandbox: Sandbox
 ) -> LocalJobs:
     """Trainings and packagings as local processes (with the local runtime)."""
     work_dir = settings.data_dir / "runtime"
-    jobs = LocalJobs(work_dir)
+    jobs = LocalJobs(work_dir, sandbox=sandbox)
     models_dir, packages_dir = settings.data_dir / "models", settings.data_dir / "packages"
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
@@ -113,7 +115,8 @@ def add_dashboard(
 
 
 def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the composition root wires every part in one place
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # keys, database, logs and every job's files: the API's user only
     keys = load_keys(settings)
     engine = create_engine(settings.resolved_database_url())
     migrate(engine)
@@ -134,7 +137,8 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
 
     signal = ChangeSignal()
     metrics = ApiMetrics()
-    runtime = make_runtime(settings)
+    sandbox = sandbox_for(settings) if settings.runtime == "local" else Sandbox.off()
+    runtime = make_runtime(settings, sandbox)
     reconciler = (
         None
         if runtime is None
@@ -151,7 +155,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     registry = ModelRegistry(engine)
     jobs = None
     if reconciler is not None and settings.runtime == "local":
-        jobs = add_job_controllers(reconciler, settings, store, registry)
+        jobs = add_job_controllers(reconciler, settings, store, registry, sandbox)
     managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
 
     @contextlib.asynccontextmanager
@@ -176,10 +180,12 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
         managed_kinds=managed if reconciler else frozenset(),
+        confinement=confinement,
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
@@ -190,7 +196,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
-    app.include_router(registry_router(registry, store, caller))
+    app.include_router(registry_router(registry, store, caller, confinement))
     app.include_router(logs_router(store, jobs, caller, runtime if isinstance(runtime, ReplicaLogs) else None))
 
     app.include_router(

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from legion.api.auth import Caller
+from legion.api.confinement import Confinement
 from legion.api.storage import ModelRegistry, ModelVersion, ResourceStore
 from legion.core.errors import InvalidInputError
 from legion.model.loader import load_model
@@ -42,7 +43,9 @@ def _document(version: ModelVersion, deployments: list[str]) -> dict[str, Any]:
     }
 
 
-def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) -> APIRouter:
+def registry_router(
+    registry: ModelRegistry, store: ResourceStore, caller: Any, confinement: Confinement | None = None
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/model", tags=["models"])
 
     def deployments_of(version: ModelVersion) -> list[str]:
@@ -69,7 +72,8 @@ def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) 
     @router.post("", status_code=201, summary="Import a model saved on this machine")
     def import_model(request: ImportRequest, who: Caller = Depends(caller)) -> dict[str, Any]:
         who.can_write("ModelDeployment")
-        path = Path(request.path).expanduser().resolve()
+        given = Path(request.path).expanduser()
+        path = confinement.check_path("path", request.path) if confinement else given.resolve()
         if not path.exists():
             raise InvalidInputError.for_fields({"path": f"{request.path} does not exist on the API's machine"})
         loaded = load_model(path)  # checks the manifest and versions; ModelFormatError (422) names each problem

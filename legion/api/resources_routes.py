@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from legion.api.auth import Caller
+from legion.api.confinement import Confinement
 from legion.api.storage import ResourceStore, StoredResource
 from legion.core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError
 from legion.core.resources import (
@@ -96,7 +97,10 @@ class ResourceService:
     """The operations behind the routes, shared by every kind (and by ``apply`` from the CLI)."""
 
     def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
-                 managed_kinds: frozenset[str] = frozenset()) -> None:  # fmt: skip
+                 managed_kinds: frozenset[str] = frozenset(),
+                 confinement: Confinement | None = None) -> None:  # fmt: skip
+        self.confinement = confinement
+        """Where host paths in specs may point (``legion.api.confinement``); None: anywhere."""
         self.store = store
         self.on_change = on_change
         self.managed_kinds = managed_kinds
@@ -110,6 +114,7 @@ class ResourceService:
 
     def _check(self, resource: Resource) -> None:
         problems = check_references(resource, self.lookup)
+        problems |= self.confinement.problems(resource) if self.confinement else {}
         if problems:
             raise InvalidInputError.for_fields(problems, prefix=f"invalid {resource.kind} {resource.id!r}")
 

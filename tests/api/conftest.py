@@ -45,8 +45,10 @@ def cli_token(data_dir: Path, role: str) -> str:
 
 
 def start_api(data_dir: Path, *extra: str) -> ServerProcess:
+    """The API, allowed to read host paths in the test's temporary tree (models, code, data) and the checkout."""
     command = [sys.executable, "-m", "legion", "api", "--port", "0", "--data-dir", str(data_dir), *extra]
-    server = ServerProcess(data_dir, command=command)
+    roots = json.dumps([str(data_dir.parent), str(Path.cwd())])
+    server = ServerProcess(data_dir, command=command, env={"LEGION_API_ALLOWED_ROOTS": roots})
     server.wait_ready(path="/health")
     return server
 

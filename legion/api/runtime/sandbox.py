@@ -65,22 +65,30 @@ class Sandbox:
     """How the local runtimes confine user code; ``program`` None runs it unconfined (unsafe)."""
 
     hidden: tuple[Path, ...] = ()
-    """Paths user code must not see (directories or files)."""
+    """Paths user code must not see (directories or files); the runtimes never copy user data out of them either."""
+    shared: tuple[Path, ...] = ()
+    """Directories inside ``hidden`` ones from which inputs may be made readable (the model and package stores)."""
     program: str | None = "bwrap"
     """The bubblewrap executable (looked up on PATH); None: no sandbox."""
 
     @classmethod
-    def off(cls) -> Sandbox:
-        """No sandbox: user code runs as the API's user and sees what it sees (for a single-user laptop only)."""
-        return cls(program=None)
-
-    @property
-    def enabled(self) -> bool:
-        return self.program is not None
+    def off(cls, hidden: tuple[Path, ...] = ()) -> Sandbox:
+        """No sandbox: user code runs as the API's user and sees what it sees (for a single-user laptop only).
+        ``hidden`` still keeps the runtimes from copying data out of those paths."""
+        return cls(hidden=hidden, program=None)
 
     def hiding(self, *paths: Path) -> Sandbox:
         """The same sandbox, hiding ``paths`` too."""
-        return Sandbox((*self.hidden, *paths), self.program)
+        return Sandbox((*self.hidden, *paths), self.shared, self.program)
+
+    def check_source(self, path: Path, what: str) -> None:
+        """Refuse (``PermanentRuntimeError``) to read user data from ``path`` when it is, holds or lies in a hidden
+        path (after links are followed): a link swapped in after the API checked the path would otherwise make the
+        API copy its own keys into a job."""
+        resolved = path.resolve()
+        for hidden in _existing(self.hidden):
+            if resolved.is_relative_to(hidden) or hidden.is_relative_to(resolved):
+                raise PermanentRuntimeError(f"{what} {path} leads into the platform's own data ({hidden})")
 
     def check(self) -> None:
         """Raise ``PermanentRuntimeError`` when user code cannot be isolated here (and the sandbox is not off)."""
@@ -94,6 +102,8 @@ class Sandbox:
 
         Raises ``PermanentRuntimeError`` (see ``check``)."""
         self.check()
+        for path in mounts.readable:
+            self._check_input(path)
         if self.program is None:
             return list(argv), dict(env)
         bwrap = shutil.which(self.program)
@@ -111,6 +121,13 @@ class Sandbox:
         command += _mounts(again, [(o, b) for o, b in binds if any(b.is_relative_to(h) for h in again)])
         command += ["--chdir", str(mounts.cwd.resolve()), "--"]
         return [*command, *argv], {**env, "TMPDIR": str(scratch), "HOME": str(scratch)}
+
+    def _check_input(self, path: Path) -> None:
+        """An input is made readable although it may lie in a hidden path; only in a ``shared`` store, then."""
+        resolved = path.resolve()
+        if any(resolved.is_relative_to(store.resolve()) for store in self.shared):
+            return
+        self.check_source(path, "the input")
 
 
 def _mounts(hidden: list[Path], binds: list[tuple[str, Path]]) -> list[str]:
