@@ -112,6 +112,7 @@ class Sandbox:
         command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         command += ["--unshare-pid", "--unshare-ipc", "--cap-drop", "ALL", "--die-with-parent"]
         hidden = _existing(self.hidden)
+        hidden = [h for h in hidden if not any(h != other and h.is_relative_to(other) for other in hidden)]
         binds = [("--ro-bind", p) for p in _existing(mounts.readable)]
         binds += [("--bind", p) for p in _existing((*mounts.writable, scratch, mounts.cwd))]
         command += _mounts(hidden, binds)
