@@ -124,11 +124,14 @@ class Sandbox:
         return [*command, *argv], {**env, "TMPDIR": str(scratch), "HOME": str(scratch)}
 
     def _check_input(self, path: Path) -> None:
-        """An input is made readable although it may lie in a hidden path; only in a ``shared`` store, then."""
+        """An input may lie in a hidden path only in a ``shared`` store (one that holds a hidden path is fine: what
+        it holds is hidden again)."""
         resolved = path.resolve()
         if any(resolved.is_relative_to(store.resolve()) for store in self.shared):
             return
-        self.check_source(path, "the input")
+        for hidden in _existing(self.hidden):
+            if resolved.is_relative_to(hidden):
+                raise PermanentRuntimeError(f"the input {path} leads into the platform's own data ({hidden})")
 
 
 def _mounts(hidden: list[Path], binds: list[tuple[str, Path]]) -> list[str]:

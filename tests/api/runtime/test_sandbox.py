@@ -118,7 +118,7 @@ def test_an_input_in_a_hidden_path_is_refused_unless_it_is_in_a_shared_store(tmp
     sandbox = Sandbox(hidden=(platform,), shared=(platform / "models",))
     link = tmp_path / "innocent"
     link.symlink_to(platform)  # a model path swapped for a link to the platform's data after the API checked it
-    for readable in (platform, link, platform / "keys.json", tmp_path):
+    for readable in (platform, link, platform / "keys.json", link / "runtime"):
         with pytest.raises(PermanentRuntimeError, match="leads into the platform's own data"):
             sandbox.wrap(["true"], Mounts(cwd=tmp_path, scratch=tmp_path, readable=(readable,)), {})
     with pytest.raises(PermanentRuntimeError, match="leads into the platform's own data"):
