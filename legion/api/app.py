@@ -137,7 +137,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
 
     signal = ChangeSignal()
     metrics = ApiMetrics()
-    sandbox = sandbox_for(settings) if settings.runtime == "local" else Sandbox.off()
+    sandbox = sandbox_for(settings)  # also for checking imported models, which runs their code
     runtime = make_runtime(settings, sandbox)
     reconciler = (
         None
@@ -196,7 +196,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
-    app.include_router(registry_router(registry, store, caller, confinement))
+    app.include_router(registry_router(registry, store, caller, confinement, sandbox))
     app.include_router(logs_router(store, jobs, caller, runtime if isinstance(runtime, ReplicaLogs) else None))
 
     app.include_router(
