@@ -113,7 +113,7 @@ def sandbox_for(settings: ApiSettings) -> Sandbox:
             log.warning("--dev: %s; user code runs unconfined", exc.reason)
             return Sandbox.off(hidden)
         # logged without a traceback: the reason is the whole story
-        log.error("%s; trainings, packagings and deployments will fail until then", exc.reason)
+        log.error("%s; trainings, packagings, deployments and model imports are refused until then", exc.reason)
     return sandbox
 
 
