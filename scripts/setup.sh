@@ -31,6 +31,14 @@ if ! { command -v podman && command -v skopeo && command -v debootstrap && comma
     >/dev/null 2>&1 || echo "setup: could not install the container tools; the image tests will be skipped" >&2
 fi
 
+# The local runtime runs user code (trainings, packagings, model replicas) in a bubblewrap sandbox, away from the
+# platform's keys and database, and refuses to run it without one (see the README). Installed when missing and we may.
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends bubblewrap; }; } \
+    >/dev/null 2>&1 || echo "setup: could not install bubblewrap; the local runtime will refuse to run user code" >&2
+fi
+
 # promtool checks the alert rules in deploy/prometheus, and `legion up --prometheus` (and its test) runs the
 # prometheus server. Only the binaries are needed, not a Prometheus service: unpack Debian's prometheus package into
 # .cache/ (no install scripts run, no daemon starts) unless both are on PATH already.

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from legion import __version__
 from legion.api import problems
 from legion.api.auth import DEV_CLAIMS, Caller
+from legion.api.confinement import Confinement, sandbox_for
 from legion.api.feedback_routes import FeedbackMetrics, records_router
 from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
@@ -36,6 +37,7 @@ from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
+from legion.api.runtime.sandbox import Sandbox
 from legion.api.services import ResourceService
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
@@ -57,19 +59,25 @@ log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
 
 
-def make_runtime(settings: ApiSettings) -> Runtime | None:
+def make_runtime(settings: ApiSettings, sandbox: Sandbox) -> Runtime | None:
     if settings.runtime == "memory":
         return MemoryRuntime()
     if settings.runtime == "local":
         from legion.api.runtime.local import LocalRuntime  # noqa: PLC0415  # only when chosen
 
         # a relative image is a path in the data directory: models/<artifact> or packages/<packaging id>
-        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir)
+        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir, sandbox=sandbox)
     return None
 
 
 def add_controllers(
-    reconciler: Reconciler, runtime: Runtime, settings: ApiSettings, store: ResourceStore, registry: ModelRegistry
+    reconciler: Reconciler,
+    runtime: Runtime,
+    settings: ApiSettings,
+    store: ResourceStore,
+    registry: ModelRegistry,
+    *,
+    sandbox: Sandbox,
 ) -> LocalJobs | None:
     """What the loop drives: deployments on ``runtime``, and with the local runtime trainings and packagings as
     local processes (their ``LocalJobs`` is returned, for the log routes)."""
@@ -78,7 +86,7 @@ def add_controllers(
     if settings.runtime != "local":
         return None
     work_dir = settings.data_dir / "runtime"
-    jobs = LocalJobs(work_dir)
+    jobs = LocalJobs(work_dir, sandbox=sandbox)
     models_dir, packages_dir = settings.data_dir / "models", settings.data_dir / "packages"
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
@@ -119,7 +127,8 @@ def add_dashboard(
 
 
 def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the composition root wires every part in one place
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)  # keys, database, logs and every job's files: the API's user only
     keys = load_keys(settings)
     engine = create_engine(settings.resolved_database_url())
     migrate(engine)
@@ -140,14 +149,15 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
 
     signal = ChangeSignal()
     metrics = ApiMetrics()
-    runtime = make_runtime(settings)
+    sandbox = sandbox_for(settings)  # also for checking imported models, which runs their code
+    runtime = make_runtime(settings, sandbox)
     registry = ModelRegistry(engine)
     reconciler: Reconciler | None = None
     jobs: LocalJobs | None = None
     if runtime is not None:
         loop_settings = LoopSettings(resync_s=settings.resync_s)
         reconciler = Reconciler(store, loop_settings, on_status=signal.notify, on_step=metrics.observe_reconcile)
-        jobs = add_controllers(reconciler, runtime, settings, store, registry)
+        jobs = add_controllers(reconciler, runtime, settings, store, registry, sandbox=sandbox)
     managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
 
     @contextlib.asynccontextmanager
@@ -172,10 +182,12 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
         managed_kinds=managed if reconciler else frozenset(),
+        confinement=confinement,
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
@@ -186,7 +198,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
-    app.include_router(registry_router(registry, store, caller))
+    app.include_router(registry_router(registry, store, caller, confinement, sandbox))
     app.include_router(logs_router(store, jobs, caller, runtime if isinstance(runtime, ReplicaLogs) else None))
 
     app.include_router(

@@ -26,6 +26,8 @@ class Keys:
 def load_keys(settings: ApiSettings) -> Keys:
     path = settings.data_dir / "keys.json"
     stored = _read(path)
+    if stored:
+        path.chmod(0o600)  # a file made by hand (or by an old version) with a wider mode is narrowed
     token_secret = settings.token_secret.get_secret_value() if settings.token_secret else stored.get("tokenSecret")
     kept = stored.get("encryptionKeys")
     encryption = [k.get_secret_value() for k in settings.encryption_keys] or (kept if isinstance(kept, list) else [])
@@ -45,7 +47,7 @@ def _read(path: Path) -> dict[str, object]:
 
 
 def _write(path: Path, data: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as out:
         json.dump(data, out)

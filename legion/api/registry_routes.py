@@ -8,7 +8,6 @@ machine); trainings register what they produce. Names that are also paths under 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -16,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from legion.api.auth import Caller
+from legion.api.confinement import Confinement
+from legion.api.runtime.inspection import inspect_model
+from legion.api.runtime.sandbox import Sandbox
 from legion.api.storage import ModelRegistry, ModelVersion, ResourceStore
 from legion.core.errors import InvalidInputError
-from legion.model.loader import load_model
 
 RESERVED_NAMES = frozenset({"token", "training", "packaging", "deployment", "route"})
 
@@ -42,7 +43,9 @@ def _document(version: ModelVersion, deployments: list[str]) -> dict[str, Any]:
     }
 
 
-def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) -> APIRouter:
+def registry_router(
+    registry: ModelRegistry, store: ResourceStore, caller: Any, confinement: Confinement, sandbox: Sandbox
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/model", tags=["models"])
 
     def deployments_of(version: ModelVersion) -> list[str]:
@@ -69,24 +72,22 @@ def registry_router(registry: ModelRegistry, store: ResourceStore, caller: Any) 
     @router.post("", status_code=201, summary="Import a model saved on this machine")
     def import_model(request: ImportRequest, who: Caller = Depends(caller)) -> dict[str, Any]:
         who.can_write("ModelDeployment")
-        path = Path(request.path).expanduser().resolve()
+        path = confinement.check_path("path", request.path)
         if not path.exists():
             raise InvalidInputError.for_fields({"path": f"{request.path} does not exist on the API's machine"})
-        loaded = load_model(path)  # checks the manifest and versions; ModelFormatError (422) names each problem
-        try:
-            manifest = loaded.manifest
-            if manifest.name in RESERVED_NAMES:
-                raise InvalidInputError.for_fields({"name": f"{manifest.name!r} is reserved; rename the model"})
-            registered = registry.register(
-                manifest.name,
-                manifest.version,
-                manifest=manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
-                metrics=manifest.metrics,
-                source=manifest.provenance.training_id or "import",
-                artifact_uri=str(path),
-            )
-        finally:
-            loaded.unload()
+        # Loaded in the sandbox, never here: loading runs the model's own code. ModelFormatError (422) names
+        # each problem (the manifest, the versions, the artifacts).
+        manifest = inspect_model(path, sandbox)
+        if manifest.name in RESERVED_NAMES:
+            raise InvalidInputError.for_fields({"name": f"{manifest.name!r} is reserved; rename the model"})
+        registered = registry.register(
+            manifest.name,
+            manifest.version,
+            manifest=manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
+            metrics=manifest.metrics,
+            source=manifest.provenance.training_id or "import",
+            artifact_uri=str(path),
+        )
         return _document(registered, deployments_of(registered))
 
     @router.delete("/{name}/{version}", summary="Forget a model version (its files stay)")

@@ -42,6 +42,15 @@ class ApiSettings(LegionSettings):
     """Where deployments run: ``local`` processes, ``memory`` (a fake, for tests) or ``none`` (store only)."""
     resync_s: float = Field(default=10.0, gt=0)
     """How often the reconcile loop re-checks converged deployments (and polls for other writers)."""
+    sandbox: bool = True
+    """Run user code (trainings, packagings and replicas of the local runtime) in a bubblewrap sandbox that hides
+    the data directory, keys and database; without bubblewrap it is refused. ``false`` runs it unconfined, as the
+    API's user with the API's files: unsafe, for a single-user laptop (``--dev`` does so too when bubblewrap is
+    missing)."""
+    allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
+    """Directories that ``local`` Connection URIs, training ``localPath``, deployment ``image`` paths and imported
+    model paths may name (a JSON list in ``LEGION_API_ALLOWED_ROOTS``; default: the API's working directory). The
+    platform's own model and package stores are always allowed, the rest of its data directory never."""
     stop_replicas_on_exit: bool = False
     """Stop every replica when the API stops (``legion up`` does; by default they run on and a restart adopts them)."""
     scale_to_zero_idle_s: float = Field(default=300.0, gt=0)

@@ -67,7 +67,7 @@ class LocalSink:
         for key, content in grouped(records, self.writer).items():
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(descriptor, content)
                 os.fsync(descriptor)

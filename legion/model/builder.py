@@ -307,6 +307,11 @@ def _replace_dir(staging: Path, target: Path) -> None:
             raise ConflictError(f"{target} exists and is not a directory")
         if any(target.iterdir()) and not (target / MANIFEST_NAME).exists():
             raise ConflictError(f"{target} is not empty and holds no Legion model; refusing to overwrite it")
-        shutil.rmtree(target)
+        # Emptied rather than removed: in a sandboxed training the output directory is a mount point.
+        for child in target.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(staging, target)
+    shutil.copytree(staging, target, dirs_exist_ok=True)

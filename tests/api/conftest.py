@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,8 +46,10 @@ def cli_token(data_dir: Path, role: str) -> str:
 
 
 def start_api(data_dir: Path, *extra: str) -> ServerProcess:
+    """The API, allowed to read host paths in the tests' temporary trees (models, code, data) and the checkout."""
     command = [sys.executable, "-m", "legion", "api", "--port", "0", "--data-dir", str(data_dir), *extra]
-    server = ServerProcess(data_dir, command=command)
+    roots = json.dumps([tempfile.gettempdir(), str(data_dir.parent), str(Path.cwd())])
+    server = ServerProcess(data_dir, command=command, env={"LEGION_API_ALLOWED_ROOTS": roots})
     server.wait_ready(path="/health")
     return server
 

@@ -8,6 +8,7 @@ for the deployment returns a series. Ctrl-C (SIGTERM) stops Prometheus with the 
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -107,7 +108,8 @@ def platform(tmp_path: Path, manifest: Path) -> Iterator[tuple[Up, Path]]:
     config = tmp_path / "cli.yaml"
     command = [sys.executable, "-m", "legion", "up", "--prometheus", "--port", "0", "--gateway-port", "0",
                "--prometheus-port", "0", "--data-dir", str(tmp_path / "legion"), "-f", str(manifest)]  # fmt: skip
-    up = Up(command, {**os.environ, "LEGION_CONFIG_FILE": str(config)})
+    roots = json.dumps([str(tmp_path)])  # the model is in the test's temporary tree
+    up = Up(command, {**os.environ, "LEGION_CONFIG_FILE": str(config), "LEGION_API_ALLOWED_ROOTS": roots})
     try:
         yield up, config
     finally:

@@ -90,9 +90,12 @@ class TrainingController(JobController):
         source = self.sources_dir / stored.id
         try:
             toolchain, vcs, connections = await asyncio.to_thread(self._references, spec)
-            commit = await asyncio.to_thread(prepare_source, spec, vcs, source, local_root=self.local_root)
+            sandbox = self.jobs.sandbox  # the copies below never read from what it hides
+            commit = await asyncio.to_thread(
+                prepare_source, spec, vcs, source, local_root=self.local_root, sandbox=sandbox
+            )
             cwd = source / spec.work_dir if spec.work_dir else source
-            await asyncio.to_thread(bind_data, spec.data, connections, cwd)
+            await asyncio.to_thread(bind_data, spec.data, connections, cwd, sandbox)
             extra = [EnvironmentVariable(name=k, value=v) for k, v in toolchain.spec.additional_environments.items()]
             given = {e.name for e in spec.envs}
             run_spec = spec.model_copy(update={"envs": [e for e in extra if e.name not in given] + spec.envs})

@@ -3,7 +3,9 @@
 
 - ``memory.MemoryRuntime``: a fake that implements the real interface, for tests (as httpx ships MockTransport).
 - ``local.LocalRuntime``: each replica is a ``legion serve`` process on a loopback port (the default);
-  ``jobs.LocalJobs`` runs trainings the same way; both share ``processes`` (spawned, adopted, signalled).
+  ``jobs.LocalJobs`` runs trainings and packagings the same way; both share ``processes`` (state directories,
+  the child environment, the launcher; spawned, adopted, signalled) and run user code in the ``sandbox``
+  (bubblewrap: the platform's data directory, keys and database hidden).
 - later: containers (Docker or Podman) and Kubernetes; the Kubernetes client is imported only there.
 """
 

@@ -20,17 +20,21 @@ Why it is shaped this way:
   ``os.posix_spawnp``), so it outlives the API process, and a new ``LocalJobs`` over the same directory adopts it:
   the pid in ``state.json`` counts only while ``/proc/<pid>/cmdline`` names this training's ``exit_code`` path.
 - The exit code of a process that is not our child cannot be read from the kernel after an API restart, so the
-  job records it itself: the spawned process is a ten-line launcher (``python -I -c _LAUNCHER``, standard library
-  only, the same interpreter) that runs the training as its child, waits for it and writes ``exit_code``
-  atomically. The launcher ignores SIGTERM, which reaches the training too (one process group), so a cancelled
-  training's code (-15) is still recorded; only a SIGKILL of the launcher loses it, and then the runtime records
-  what ``waitpid`` says when the launcher was its own child, or reports the job as ended without an exit code.
+  job records it itself: the spawned process is the launcher of ``processes.launch`` (standard library only, the
+  same interpreter, outside the sandbox) that runs the training as its child, passes SIGTERM on to it, waits for
+  it and writes ``exit_code`` atomically. A cancelled training's code (-15) is recorded; only a SIGKILL of the
+  launcher loses it, and then the runtime records what ``waitpid`` says when the launcher was its own child, or
+  reports the job as ended without an exit code.
+- The training runs in the ``sandbox``: it writes only its working copy, ``output/``, ``metrics.jsonl`` and
+  ``tmp/`` (its ``TMPDIR``); ``state.json`` and ``exit_code`` (which the runtime trusts) are out of its reach, as
+  is everything the sandbox hides (the platform's data directory, this work directory).
 - ``args`` may hold the placeholder ``{output}``, replaced by the output directory (there is no shell, so no
   ``$LEGION_OUTPUT_DIR`` expansion): ``args: ["--output", "{output}"]`` runs ``train.py --output /…/output``.
 - Hyper-parameters reach the script twice, as Legion and MLflow projects passed them: ``--<name> <value>``
   arguments after ``args``, and ``LEGION_HP_<NAME>`` variables (upper-cased, other characters than letters, digits
-  and ``_`` turned into ``_``). ``envs`` are set as given. ``LEGION_*`` variables of the API's own environment
-  (its settings, maybe secrets) are not passed on; the ones the SDK reads are set for the training.
+  and ``_`` turned into ``_``). ``envs`` are set as given. Of the API's own environment only an allow-list is
+  passed on (``processes.child_environment``: never its ``LEGION_*`` settings); the variables the SDK reads are set
+  for the training.
 
 Usage::
 
@@ -45,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -53,37 +58,39 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
 from legion.api.runtime.processes import (
-    KILL_WAIT_S,
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
+    STATE_NAME,
+    ProcessDirectory,
+    child_environment,
+    launch,
     runs_with,
-    signal_pid,
-    spawn_detached,
-    wait_until_gone,
+    stop_process,
     write_atomically,
 )
+from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import NotFoundError
-from legion.core.resources import JobRunState, ModelTrainingSpec, is_valid_id
+from legion.core.resources import JobRunState, ModelTrainingSpec
 from legion.model import MANIFEST_NAME, PACKAGE_MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
-STATE_NAME: Final = "state.json"
 LOG_NAME: Final = "job.log"
 METRICS_NAME: Final = "metrics.jsonl"
 EXIT_CODE_NAME: Final = "exit_code"
 OUTPUT_NAME: Final = "output"
+SCRATCH_NAME: Final = "tmp"
 OUTPUT_PLACEHOLDER: Final = "{output}"
 FOLLOW_INTERVAL_S: Final = 0.2
 """How often ``follow_log`` looks for new lines."""
@@ -94,24 +101,6 @@ NO_PACKAGE_REASON: Final = "the packager made no package in its output directory
 TRAININGS: Final = "trainings"
 PACKAGINGS: Final = "packagings"
 JobKind = Literal["trainings", "packagings"]
-
-# Runs as ``python -I -c _LAUNCHER EXIT_CODE_PATH CWD SCRIPT ARGS...``: the training with the same interpreter,
-# then its exit code written atomically. The SIGTERM handler (not SIG_IGN, so the training does not inherit it)
-# keeps the launcher waiting while the training, in the same process group, handles the signal.
-_LAUNCHER: Final = """\
-import os, signal, subprocess, sys
-signal.signal(signal.SIGTERM, lambda *_: None)
-exit_path, cwd, *argv = sys.argv[1:]
-try:
-    code = subprocess.call([sys.executable, *argv], cwd=cwd)
-except OSError as exc:
-    print(f"legion: cannot start the training: {exc}", file=sys.stderr, flush=True)
-    code = 127
-with open(exit_path + ".tmp", "w") as file:
-    file.write(str(code))
-os.replace(exit_path + ".tmp", exit_path)
-sys.exit(code if code >= 0 else 128 - code)
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +139,8 @@ class LocalJobs:
     """ModelTrainings as detached processes, their files in ``work_dir/trainings/<id>/``.
 
     ``python`` runs the launcher and the training script (it needs Legion installed for ``legion.model``); a
-    cancelled training has ``stop_timeout_s`` after SIGTERM before its process group is killed.
+    cancelled training has ``stop_timeout_s`` after SIGTERM before its process group is killed. Jobs run in
+    ``sandbox`` (bubblewrap by default), which also hides ``work_dir``.
 
         jobs = LocalJobs(work_dir)
         await jobs.start_training("wine-1", spec, source_dir=checkout)
@@ -158,11 +148,19 @@ class LocalJobs:
             await asyncio.sleep(1)
     """
 
-    def __init__(self, work_dir: Path, *, python: str = sys.executable, stop_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        python: str = sys.executable,
+        stop_timeout_s: float = 10.0,
+        sandbox: Sandbox | None = None,
+    ) -> None:
         self.work_dir = work_dir
         self.python = python
         self.stop_timeout_s = stop_timeout_s
-        self._locks: dict[Path, asyncio.Lock] = {}
+        self.sandbox = (sandbox or Sandbox()).hiding(work_dir)
+        self._directories = {kind: ProcessDirectory(work_dir / kind, _Training) for kind in (TRAININGS, PACKAGINGS)}
 
     async def start_training(
         self, training_id: str, spec: ModelTrainingSpec, *, source_dir: Path, git_commit: str | None = None
@@ -182,26 +180,44 @@ class LocalJobs:
         for name, value in spec.hyper_parameters.items():
             arguments += [f"--{name}", value]
         env = _environment(training_id, spec, directory, git_commit)
-        await self._start(directory, training_id, cwd, [spec.entrypoint, *arguments], env)
+        await self._start(TRAININGS, training_id, cwd, [spec.entrypoint, *arguments], env)
 
-    async def start_packaging(self, packaging_id: str, argv: list[str], env: Mapping[str, str]) -> None:
+    async def start_packaging(
+        self, packaging_id: str, argv: list[str], env: Mapping[str, str], *, inputs: Sequence[Path] = ()
+    ) -> None:
         """Start ``python <argv>`` for a packaging (``{output}`` in ``argv`` is its output directory); its product
-        is a directory holding ``PACKAGE_MANIFEST_NAME``. Does nothing if it was started before."""
+        is a directory holding ``PACKAGE_MANIFEST_NAME``. ``inputs`` are the paths it reads (the model it packs),
+        readable in the sandbox. Does nothing if it was started before."""
         directory = self._directory(packaging_id, PACKAGINGS)
         arguments = [a.replace(OUTPUT_PLACEHOLDER, str(directory / OUTPUT_NAME)) for a in argv]
-        base = {name: value for name, value in os.environ.items() if not name.startswith("LEGION_")}
-        await self._start(directory, packaging_id, directory, arguments, {**base, **env})
+        await self._start(PACKAGINGS, packaging_id, None, arguments, child_environment(env), tuple(inputs))
 
-    async def _start(self, directory: Path, job_id: str, cwd: Path, argv: list[str], env: dict[str, str]) -> None:
-        async with self._lock(directory):
+    async def _start(  # noqa: PLR0917  # one private step of the two start_* above
+        self,
+        kind: JobKind,
+        job_id: str,
+        cwd: Path | None,
+        argv: list[str],
+        env: dict[str, str],
+        inputs: tuple[Path, ...] = (),
+    ) -> None:
+        directory = self._directory(job_id, kind)
+        async with self._directories[kind].lock(job_id):
             if (directory / STATE_NAME).exists():
                 return
             if directory.exists():  # an earlier start that failed before it recorded a process
                 shutil.rmtree(directory)
-            output = directory / OUTPUT_NAME
+            output, scratch = directory / OUTPUT_NAME, directory / SCRATCH_NAME
             output.mkdir(parents=True)
+            scratch.mkdir()
             (directory / METRICS_NAME).touch()
-            pid = self._spawn(directory, cwd, argv, env)
+            cwd = cwd or scratch
+            mounts = Mounts(cwd=cwd, scratch=scratch, writable=(output, directory / METRICS_NAME), readable=inputs)
+            command, env = self.sandbox.wrap([self.python, *argv], mounts, env)
+            pid = launch(
+                command, env, python=self.python, cwd=cwd, log_path=directory / LOG_NAME,
+                exit_path=directory / EXIT_CODE_NAME,
+            )  # fmt: skip
             state = _Training(
                 training_id=job_id,
                 pid=pid,
@@ -210,7 +226,7 @@ class LocalJobs:
                 cwd=str(cwd),
                 output_dir=str(output),
             )
-            write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
+            self._directories[kind].save(job_id, state)
             log.info("started job %s (pid %s) in %s", directory.relative_to(self.work_dir), pid, cwd)
 
     async def observe(self, job_id: str, kind: JobKind = TRAININGS) -> JobObservation | None:
@@ -221,7 +237,7 @@ class LocalJobs:
         """
         directory = self._directory(job_id, kind)
         product = MANIFEST_NAME if kind == TRAININGS else PACKAGE_MANIFEST_NAME
-        state = _load(directory)
+        state = self._directories[kind].load(job_id)
         if state is None:
             return None
         running, exit_code = _check(directory, state)
@@ -229,9 +245,12 @@ class LocalJobs:
         if running:
             return JobObservation("running", metrics=metrics, pid=state.pid)
         output = Path(state.output_dir)
-        if exit_code == 0 and (output / product).is_file():
+        escape = _link_out_of(output) if exit_code == 0 else None
+        if exit_code == 0 and escape is None and (output / product).is_file():
             return JobObservation("succeeded", 0, metrics=metrics, model_dir=output, pid=state.pid)
-        if exit_code == 0:
+        if escape is not None:
+            why = f"the output holds {escape}, a link that leads out of it"
+        elif exit_code == 0:
             why = f"{NO_MODEL_REASON if kind == TRAININGS else NO_PACKAGE_REASON} ({output})"
         elif exit_code is None:
             why = "the training ended without recording an exit code (its launcher was killed)"
@@ -245,23 +264,18 @@ class LocalJobs:
         return JobObservation("failed", exit_code, reason, metrics, pid=state.pid)
 
     async def cancel(self, job_id: str, kind: JobKind = TRAININGS) -> bool:
-        """SIGTERM the job's process group, SIGKILL it after ``stop_timeout_s``; True once it has stopped."""
+        """SIGTERM the job, SIGKILL its process group after ``stop_timeout_s``; True once it has stopped."""
         directory = self._directory(job_id, kind)
-        async with self._lock(directory):
-            state = _load(directory)
+        jobs = self._directories[kind]
+        async with jobs.lock(job_id):
+            state = jobs.load(job_id)
             if state is None or not _check(directory, state)[0]:
                 return True
             if not state.cancelled:
                 state.cancelled = True
-                write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
-            if not _signal(directory, state, signal.SIGTERM):
-                return True
-            if await _wait_ended(directory, state, self.stop_timeout_s):
-                return True
-            log.warning("job %s (pid %s) ignored SIGTERM; killing it", job_id, state.pid)
-            if not _signal(directory, state, signal.SIGKILL):
-                return True
-            return await _wait_ended(directory, state, KILL_WAIT_S)
+                jobs.save(job_id, state)
+            running = functools.partial(_running, directory, state)
+            return await stop_process(state.pid, running, grace_s=self.stop_timeout_s, what=f"job {job_id}")
 
     async def delete(self, job_id: str, kind: JobKind = TRAININGS) -> None:
         """Cancel the job and remove its directory (log, metrics, model and all).
@@ -271,9 +285,9 @@ class LocalJobs:
         if not await self.cancel(job_id, kind):
             raise TemporaryRuntimeError(f"the process of job {job_id} did not stop")
         directory = self._directory(job_id, kind)
-        async with self._lock(directory):
+        async with self._directories[kind].lock(job_id):
             shutil.rmtree(directory, ignore_errors=True)
-        self._locks.pop(directory, None)
+        self._directories[kind].forget(job_id)
 
     def log_path(self, training_id: str, kind: JobKind = TRAININGS) -> Path:
         """The file that receives the training's stdout and stderr."""
@@ -289,7 +303,7 @@ class LocalJobs:
         """
         directory = self._directory(training_id, kind)
         what = "training" if kind == TRAININGS else "packaging"
-        if _load(directory) is None:
+        if self._directories[kind].load(training_id) is None:
             raise NotFoundError(f"{what} {training_id!r} has not started (no log yet)")
         try:
             file = (directory / LOG_NAME).open("rb")
@@ -299,7 +313,7 @@ class LocalJobs:
         with file:
             while True:
                 # Looked at before reading: whatever the training wrote before it ended is read below.
-                ended = not follow or self._ended(directory)
+                ended = not follow or self._ended(training_id, kind)
                 chunk = file.read()
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
@@ -314,42 +328,32 @@ class LocalJobs:
     # -- helpers ----------------------------------------------------------------------------------------------
 
     def _directory(self, job_id: str, kind: JobKind = TRAININGS) -> Path:
-        if not is_valid_id(job_id):
-            raise ValueError(f"{job_id!r} is not a valid job id")
-        return self.work_dir / kind / job_id
+        return self._directories[kind].path(job_id)
 
-    def _lock(self, directory: Path) -> asyncio.Lock:
-        return self._locks.setdefault(directory, asyncio.Lock())
-
-    @staticmethod
-    def _ended(directory: Path) -> bool:
-        state = _load(directory)
-        return state is None or not _check(directory, state)[0]
-
-    def _spawn(self, directory: Path, cwd: Path, argv: list[str], env: dict[str, str]) -> int:
-        exit_path = directory / EXIT_CODE_NAME
-        launcher = [self.python, "-I", "-c", _LAUNCHER, str(exit_path), str(cwd), *argv]
-        return spawn_detached(launcher, env, directory / LOG_NAME)
+    def _ended(self, job_id: str, kind: JobKind) -> bool:
+        state = self._directories[kind].load(job_id)
+        return state is None or not _check(self._directory(job_id, kind), state)[0]
 
 
 # -- the training's environment -------------------------------------------------------------------------------
 
 
 def _environment(training_id: str, spec: ModelTrainingSpec, directory: Path, git_commit: str | None) -> dict[str, str]:
-    """The API's environment without its ``LEGION_*`` settings, then ``envs``, hyper-parameters and the SDK's."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("LEGION_")}
-    env.update((variable.name, variable.value) for variable in spec.envs)
-    env.update((f"LEGION_HP_{_env_suffix(name)}", value) for name, value in spec.hyper_parameters.items())
-    env.update(
-        LEGION_TRAINING_ID=training_id,
-        LEGION_METRICS_FILE=str(directory / METRICS_NAME),
-        LEGION_OUTPUT_DIR=str(directory / OUTPUT_NAME),
-        LEGION_MODEL_NAME=spec.model.name,
-        LEGION_MODEL_VERSION=spec.model.version,
-    )
+    """The allow-listed part of the API's environment, then ``envs``, hyper-parameters and the SDK's variables."""
+    sdk = {
+        "LEGION_TRAINING_ID": training_id,
+        "LEGION_METRICS_FILE": str(directory / METRICS_NAME),
+        "LEGION_OUTPUT_DIR": str(directory / OUTPUT_NAME),
+        "LEGION_MODEL_NAME": spec.model.name,
+        "LEGION_MODEL_VERSION": spec.model.version,
+    }
     if git_commit is not None:
-        env["LEGION_GIT_COMMIT"] = git_commit
-    return env
+        sdk["LEGION_GIT_COMMIT"] = git_commit
+    return child_environment(
+        {variable.name: variable.value for variable in spec.envs},
+        {f"LEGION_HP_{_env_suffix(name)}": value for name, value in spec.hyper_parameters.items()},
+        sdk,
+    )
 
 
 def _env_suffix(name: str) -> str:
@@ -385,13 +389,8 @@ def _runs_launcher(pid: int, exit_path: Path) -> bool | None:
     return runs_with(pid, os.fsencode(str(exit_path)))
 
 
-def _signal(directory: Path, state: _Training, signum: int) -> bool:
-    """Send ``signum`` to the training's process group if it still runs; False when it has ended."""
-    return _check(directory, state)[0] and signal_pid(state.pid, signum, group=True)
-
-
-async def _wait_ended(directory: Path, state: _Training, timeout_s: float) -> bool:
-    return await wait_until_gone(lambda: _check(directory, state)[0], timeout_s)
+def _running(directory: Path, state: _Training) -> bool:
+    return _check(directory, state)[0]
 
 
 def _signal_name(signum: int) -> str:
@@ -404,14 +403,16 @@ def _signal_name(signum: int) -> str:
 # -- files ------------------------------------------------------------------------------------------------------
 
 
-def _load(directory: Path) -> _Training | None:
-    path = directory / STATE_NAME
-    try:
-        return _Training.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except ValidationError as exc:
-        raise PermanentRuntimeError(f"the training state {path} cannot be read: {exc}") from exc
+def _link_out_of(root: Path) -> Path | None:
+    """A symbolic link under ``root`` that leads out of it, if any. The API reads and copies a job's product; a link
+    made in the sandbox to a path hidden there (the API's keys) would be followed outside it."""
+    base = root.resolve()
+    for directory, subdirectories, files in os.walk(root):
+        for name in (*subdirectories, *files):
+            path = Path(directory, name)
+            if path.is_symlink() and not path.resolve().is_relative_to(base):
+                return path
+    return None
 
 
 def _read_exit_code(path: Path) -> int | None:

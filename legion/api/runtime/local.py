@@ -24,6 +24,9 @@ Why it is shaped this way:
 
   A replica is adopted only if its pid is alive and ``/proc/<pid>/cmdline`` has ``legion``, ``serve`` and its
   model path, so a recycled pid is never taken for a replica (nor signalled).
+- A replica runs in the ``sandbox`` under the launcher of ``processes.launch`` (which passes SIGTERM on to it):
+  it reads its model path, writes only its scratch directory ``deployments/<id>/tmp-<number>`` and gets the
+  allow-listed environment of ``processes.child_environment``; the platform's data directory is hidden from it.
 - A changed model path or spec replaces replicas as a rolling update: the old ones keep serving until as many new
   ones are ready. A replica that exits with 8 (the model cannot be loaded), or dies ``failure_limit`` times in a
   row before it was ever ready (running past ``start_timeout_s`` counts as dying), fails the deployment with the
@@ -46,7 +49,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -55,28 +57,27 @@ from typing import Final
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
 from legion.api.runtime.processes import (
-    KILL_WAIT_S,
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
+    ProcessDirectory,
+    child_environment,
+    launch,
     runs_with,
-    signal_pid,
-    spawn_detached,
-    wait_until_gone,
-    write_atomically,
+    stop_process,
 )
+from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import ModelFormatError
-from legion.core.resources import ModelDeploymentSpec, is_valid_id
+from legion.core.resources import ModelDeploymentSpec
 from legion.model import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION: Final = 1
-STATE_NAME: Final = "state.json"
 LISTENING_PREFIX: Final = b"listening on "
 READY_PATH: Final = "/v2/health/ready"
 PROBE_TIMEOUT_S: Final = 1.0
@@ -115,7 +116,8 @@ class LocalRuntime:
 
     ``python`` runs ``-m legion serve`` (it must have Legion installed); ``host`` is the address replicas bind;
     a replica has ``start_timeout_s`` to become ready and ``stop_timeout_s`` to drain after SIGTERM before it is
-    killed; ``failure_limit`` deaths in a row before readiness fail the deployment.
+    killed; ``failure_limit`` deaths in a row before readiness fail the deployment. Replicas run in ``sandbox``
+    (bubblewrap by default), which also hides ``work_dir``.
 
         runtime = LocalRuntime(work_dir, model_root=Path.cwd())
         await runtime.apply_deployment("wine", ModelDeploymentSpec(image="models/wine.zip", min_replicas=2))
@@ -133,6 +135,7 @@ class LocalRuntime:
         start_timeout_s: float = 120.0,
         stop_timeout_s: float = 30.0,
         failure_limit: int = 3,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.python = python
@@ -141,7 +144,8 @@ class LocalRuntime:
         self.start_timeout_s = start_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.failure_limit = max(failure_limit, 1)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.sandbox = (sandbox or Sandbox()).hiding(work_dir)
+        self._deployments = ProcessDirectory(work_dir / "deployments", _Deployment)
 
     # -- the Runtime protocol -----------------------------------------------------------------------------------
 
@@ -149,7 +153,7 @@ class LocalRuntime:
         """Start, replace or stop replicas towards ``spec.min_replicas`` and report what runs now."""
         model_path = self._model_path(spec.image)
         spec_hash = self._spec_hash(spec, model_path)
-        async with self._lock(deployment_id):
+        async with self._deployments.lock(deployment_id):
             state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path)
             if spec.min_replicas == 0:
                 state.failed_reason = None  # scaling to zero always converges, and lets a failed model retry later
@@ -165,7 +169,7 @@ class LocalRuntime:
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """SIGTERM every replica, SIGKILL what is left after ``stop_timeout_s``; True once nothing is left."""
-        async with self._lock(deployment_id):
+        async with self._deployments.lock(deployment_id):
             state = self._load(deployment_id)
             if state is None:
                 return True
@@ -194,13 +198,11 @@ class LocalRuntime:
 
         Replicas are tracked by pid in the state files, not by handles, so nothing else needs releasing.
         """
-        self._locks.clear()
+        self._deployments.forget()
 
     async def stop_all(self) -> bool:
         """Delete every deployment in ``work_dir`` (for tests and for stopping a whole local installation)."""
-        root = self.work_dir / "deployments"
-        found = root.glob(f"*/{STATE_NAME}") if root.is_dir() else ()
-        ids = sorted(p.parent.name for p in found if is_valid_id(p.parent.name))
+        ids = self._deployments.ids()
         results = await asyncio.gather(*(self.delete_deployment(i) for i in ids))
         return all(results)
 
@@ -294,8 +296,12 @@ class LocalRuntime:
         directory.mkdir(parents=True, exist_ok=True)
         log_path = directory / f"replica-{number}.log"
         offset = log_path.stat().st_size if log_path.exists() else 0
+        scratch = directory / f"tmp-{number}"
+        scratch.mkdir(exist_ok=True)
         argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
-        pid = spawn_detached(argv, os.environ, log_path)  # the replica inherits the API's environment
+        mounts = Mounts(cwd=scratch, scratch=scratch, readable=(Path(state.model_path),))
+        command, env = self.sandbox.wrap(argv, mounts, child_environment())
+        pid = launch(command, env, python=self.python, cwd=scratch, log_path=log_path)
         replica = _Replica(
             number=number,
             pid=pid,
@@ -325,15 +331,9 @@ class LocalRuntime:
         self._save(deployment_id, state)
 
     async def _stop_one(self, replica: _Replica, *, kill: bool) -> bool:
-        if not kill:
-            if not _signal(replica, signal.SIGTERM):
-                return True
-            if await _wait_gone(replica, self.stop_timeout_s):
-                return True
-        # The whole process group: a replica with several workers takes them along.
-        if not _signal(replica, signal.SIGKILL, group=True):
-            return True
-        return await _wait_gone(replica, KILL_WAIT_S)
+        # SIGKILL goes to the whole process group: a replica with several workers takes them along.
+        running = functools.partial(_running, replica)
+        return await stop_process(replica.pid, running, grace_s=self.stop_timeout_s, kill=kill, what="replica")
 
     # -- files ----------------------------------------------------------------------------------------------------
 
@@ -351,26 +351,13 @@ class LocalRuntime:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def _directory(self, deployment_id: str) -> Path:
-        if not is_valid_id(deployment_id):
-            raise ValueError(f"{deployment_id!r} is not a valid deployment id")
-        return self.work_dir / "deployments" / deployment_id
-
-    def _lock(self, deployment_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(deployment_id, asyncio.Lock())
+        return self._deployments.path(deployment_id)
 
     def _load(self, deployment_id: str) -> _Deployment | None:
-        path = self._directory(deployment_id) / STATE_NAME
-        try:
-            return _Deployment.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
-            return None
-        except ValidationError as exc:
-            raise PermanentRuntimeError(f"the runtime state {path} cannot be read: {exc}") from exc
+        return self._deployments.load(deployment_id)
 
     def _save(self, deployment_id: str, state: _Deployment) -> None:
-        directory = self._directory(deployment_id)
-        directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
+        self._deployments.save(deployment_id, state)
 
     @staticmethod
     def _next_number(state: _Deployment) -> int:
@@ -445,13 +432,9 @@ def _runs_replica(pid: int, model_path: str) -> bool | None:
     return runs_with(pid, b"legion", b"serve", os.fsencode(model_path))
 
 
-def _signal(replica: _Replica, signum: int, *, group: bool = False) -> bool:
-    """Send ``signum`` if the pid is still this replica; False when it is gone."""
-    return _liveness(replica, reap=True)[0] and signal_pid(replica.pid, signum, group=group)
-
-
-async def _wait_gone(replica: _Replica, timeout_s: float) -> bool:
-    return await wait_until_gone(lambda: _liveness(replica, reap=True)[0], timeout_s)
+def _running(replica: _Replica) -> bool:
+    """Whether the pid is still this replica (reaping it when it is our child that ended)."""
+    return _liveness(replica, reap=True)[0]
 
 
 Identity = tuple[str, str]

@@ -1,23 +1,36 @@
-"""Process handling shared by the local runtimes (model server replicas in ``local``, training jobs in ``jobs``).
+"""Process handling shared by the local runtimes (model server replicas in ``local``, training and packaging jobs
+in ``jobs``): the plumbing both need, written once.
 
-Both start detached processes, must recognise them again after an API restart without ever touching a recycled
-pid, signal them (or their process group), wait for them to go with a deadline, and keep their state in files
-written atomically.
+Both start user code as detached processes, must recognise them again after an API restart without ever touching
+a recycled pid, stop them with a deadline, and keep their state in files written atomically:
+
+- ``ProcessDirectory``: ``root/<id>/state.json`` per deployment or job (a pydantic model), with a lock per id;
+- ``child_environment``: the environment user code starts with, built from an allow-list of the API's own
+  variables (never its ``LEGION_*`` settings or secrets), then what the runtime sets;
+- ``launch``: user code (already wrapped by the ``sandbox``) started under a ten-line launcher that passes SIGTERM
+  on to the program (bubblewrap does not) and, for jobs, records its exit code;
+- ``stop_process``: SIGTERM, then SIGKILL of the process group after a grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Final, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from legion.api.runtime.base import PermanentRuntimeError
+from legion.core.resources import is_valid_id
+
+log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S: Final = 0.05
 KILL_WAIT_S: Final = 5.0
@@ -114,3 +127,162 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+# -- state directories --------------------------------------------------------------------------------------------
+
+STATE_NAME: Final = "state.json"
+StateT = TypeVar("StateT", bound=BaseModel)
+
+
+class ProcessDirectory(Generic[StateT]):
+    """One directory per deployment or job under ``root``, its state in ``<id>/state.json`` (camelCase JSON,
+    replaced atomically), and an ``asyncio.Lock`` per id that serialises the changes to it.
+
+        deployments = ProcessDirectory(work_dir / "deployments", DeploymentState)
+        async with deployments.lock("wine"):
+            state = deployments.load("wine") or DeploymentState(...)
+            deployments.save("wine", state)
+    """
+
+    def __init__(self, root: Path, state_type: type[StateT]) -> None:
+        self.root = root
+        self.state_type = state_type
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path(self, ident: str) -> Path:
+        """The directory of ``ident``; ``ValueError`` for an id that could name another path."""
+        if not is_valid_id(ident):
+            raise ValueError(f"{ident!r} is not a valid id")
+        return self.root / ident
+
+    def lock(self, ident: str) -> asyncio.Lock:
+        return self._locks.setdefault(ident, asyncio.Lock())
+
+    def forget(self, ident: str | None = None) -> None:
+        """Drop the lock of ``ident`` (of every id when None) once nothing of it is left to guard."""
+        if ident is None:
+            self._locks.clear()
+        else:
+            self._locks.pop(ident, None)
+
+    def load(self, ident: str) -> StateT | None:
+        """The state of ``ident``, or None when it has none; ``PermanentRuntimeError`` when it cannot be read."""
+        path = self.path(ident) / STATE_NAME
+        try:
+            return self.state_type.model_validate_json(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValidationError as exc:
+            raise PermanentRuntimeError(f"the runtime state {path} cannot be read: {exc}") from exc
+
+    def save(self, ident: str, state: StateT) -> None:
+        directory = self.path(ident)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomically(directory / STATE_NAME, state.model_dump_json(by_alias=True, indent=2))
+
+    def ids(self) -> list[str]:
+        """Every id that has a state file, sorted."""
+        found = self.root.glob(f"*/{STATE_NAME}") if self.root.is_dir() else ()
+        return sorted(p.parent.name for p in found if is_valid_id(p.parent.name))
+
+
+# -- the environment of user code ---------------------------------------------------------------------------------
+
+PASSED_VARIABLES: Final = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "TZ", "HOME", "USER", "LOGNAME", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV",
+     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+     "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"}
+)  # fmt: skip
+"""Variables of the API's environment that user code gets (with every ``LC_*``); anything else (its ``LEGION_*``
+settings, tokens, database URLs, cloud credentials) stays with the API."""
+
+
+def child_environment(*layers: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The environment of a training, packaging or replica: the allow-listed part of ``environ``, then each of
+    ``layers`` in order (the runtime's own variables last, so that they win).
+
+        env = child_environment({"CUSTOM": "1"}, {"LEGION_OUTPUT_DIR": "/jobs/x/output"})
+    """
+    env = {name: value for name, value in environ.items() if name in PASSED_VARIABLES or name.startswith("LC_")}
+    for layer in layers:
+        env.update(layer)
+    return env
+
+
+# -- starting and stopping user code ------------------------------------------------------------------------------
+
+# Runs as ``python -I -c LAUNCHER EXIT_PATH CWD ARGV...``: ARGV (the program, or bubblewrap running it) as a child
+# in CWD; its exit code written atomically to EXIT_PATH ("-": not written) and returned. SIGTERM and SIGINT are
+# passed to the program: to the child, or under bubblewrap (which does not pass signals on) to the first process
+# below it that is not bubblewrap. bubblewrap reports a program killed by signal N as 128+N; it is recorded as -N,
+# as for a program run directly.
+_LAUNCHER: Final = """\
+import os, signal, subprocess, sys
+exit_path, cwd, *argv = sys.argv[1:]
+child = None
+sandboxed = os.path.basename(argv[0]) == "bwrap"
+def program(pid):
+    while pid:
+        try:
+            with open(f"/proc/{pid}/comm") as file:
+                if file.read().strip() != "bwrap":
+                    return pid
+            with open(f"/proc/{pid}/task/{pid}/children") as file:
+                pid = int((file.read().split() or ["0"])[0])
+        except (OSError, ValueError):
+            return None
+    return None
+def forward(signum, frame):
+    target = program(child.pid) if child else None
+    if target:
+        try:
+            os.kill(target, signum)
+        except ProcessLookupError:
+            pass
+signal.signal(signal.SIGTERM, forward)
+signal.signal(signal.SIGINT, forward)
+try:
+    child = subprocess.Popen(argv, cwd=cwd)
+    code = child.wait()
+except OSError as exc:
+    print(f"legion: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
+    code = 127
+if sandboxed and 128 < code <= 128 + 64:
+    code = 128 - code
+if exit_path != "-":
+    with open(exit_path + ".tmp", "w") as file:
+        file.write(str(code))
+    os.replace(exit_path + ".tmp", exit_path)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def launch(
+    argv: list[str], env: Mapping[str, str], *, python: str, cwd: Path, log_path: Path, exit_path: Path | None = None
+) -> int:
+    """Start ``argv`` detached (``spawn_detached``) under the launcher, with ``python``; the launcher's pid.
+
+    Its command line holds ``argv`` and ``exit_path``, which is what ``runs_with`` recognises it by.
+    """
+    launcher = [python, "-I", "-c", _LAUNCHER, str(exit_path) if exit_path else "-", str(cwd), *argv]
+    return spawn_detached(launcher, env, log_path)
+
+
+async def stop_process(
+    pid: int, running: Callable[[], bool], *, grace_s: float, kill: bool = False, what: str = "process"
+) -> bool:
+    """SIGTERM ``pid`` (a launcher passes it to its program), SIGKILL its whole process group if it still runs
+    after ``grace_s`` (at once with ``kill``); True once it is gone.
+
+    ``running`` says whether ``pid`` is still the process meant (see ``runs_with``); nothing is signalled otherwise.
+    """
+    if not kill:
+        if not (running() and signal_pid(pid, signal.SIGTERM)):
+            return True
+        if await wait_until_gone(running, grace_s):
+            return True
+        log.warning("%s (pid %s) ignored SIGTERM; killing it", what, pid)
+    if not (running() and signal_pid(pid, signal.SIGKILL, group=True)):
+        return True
+    return await wait_until_gone(running, KILL_WAIT_S)

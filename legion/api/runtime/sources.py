@@ -8,6 +8,11 @@ so the reconcile loop calls them in a worker thread.
 Failures are ``PermanentRuntimeError`` with a reason a user can act on (the repository or reference does not exist,
 a data path is missing, a connection type this runtime cannot read); git's own message is quoted with any secret
 removed. An SSH key of a connection (``keySecret``) is written to a 0600 file for the clone and removed after it.
+
+These copies are made by the API itself, outside the sandbox, so they never read from a path the ``sandbox`` hides
+(``Sandbox.check_source``: followed links included, in case one was swapped in after the API checked the spec),
+a ``remotePath`` or binding ``localPath`` may not climb out of its connection or working directory, and symbolic
+links inside a copied tree are copied as links (inside the sandbox they cannot reach what it hides).
 """
 
 from __future__ import annotations
@@ -20,13 +25,16 @@ from pathlib import Path
 from typing import Final
 
 from legion.api.runtime.base import PermanentRuntimeError
+from legion.api.runtime.sandbox import Sandbox
 from legion.core.resources import ConnectionSpec, DataBinding, ModelTrainingSpec
 
 GIT_TIMEOUT_S: Final = 300.0
 _IGNORED: Final = shutil.ignore_patterns(".git", ".venv", "__pycache__", "build", "*.pyc")
 
 
-def prepare_source(spec: ModelTrainingSpec, vcs: ConnectionSpec | None, into: Path, *, local_root: Path) -> str | None:
+def prepare_source(
+    spec: ModelTrainingSpec, vcs: ConnectionSpec | None, into: Path, *, local_root: Path, sandbox: Sandbox | None = None
+) -> str | None:
     """Fill the empty directory ``into`` with the training's code; the git commit, or None for a local folder."""
     if into.exists():
         shutil.rmtree(into)
@@ -35,7 +43,9 @@ def prepare_source(spec: ModelTrainingSpec, vcs: ConnectionSpec | None, into: Pa
         folder = folder if folder.is_absolute() else local_root / folder
         if not folder.is_dir():
             raise PermanentRuntimeError(f"localPath {spec.local_path!r} is not a directory on this machine ({folder})")
-        shutil.copytree(folder, into, ignore=_IGNORED)
+        if sandbox is not None:
+            sandbox.check_source(folder, "localPath")
+        shutil.copytree(folder, into, ignore=_IGNORED, symlinks=True)
         return None
     if vcs.type != "git":
         raise PermanentRuntimeError(f"vcsName must name a git connection; this one has type {vcs.type!r}")
@@ -50,7 +60,9 @@ def prepare_source(spec: ModelTrainingSpec, vcs: ConnectionSpec | None, into: Pa
         return _git(["-C", str(into), "rev-parse", "HEAD"], env, vcs).strip()
 
 
-def bind_data(bindings: list[DataBinding], connections: dict[str, ConnectionSpec], cwd: Path) -> None:
+def bind_data(
+    bindings: list[DataBinding], connections: dict[str, ConnectionSpec], cwd: Path, sandbox: Sandbox | None = None
+) -> None:
     """Copy each binding's data into ``cwd / localPath``."""
     for binding in bindings:
         connection = connections[binding.conn_name]
@@ -64,9 +76,15 @@ def bind_data(bindings: list[DataBinding], connections: dict[str, ConnectionSpec
         target = cwd / binding.local_path
         if not source.exists():
             raise PermanentRuntimeError(f"data from {binding.conn_name!r}: {source} does not exist")
+        if not source.resolve().is_relative_to(base.resolve()):
+            raise PermanentRuntimeError(f"data from {binding.conn_name!r}: {binding.remote_path!r} leads out of {base}")
+        if not target.resolve().is_relative_to(cwd.resolve()):
+            raise PermanentRuntimeError(f"data binding localPath {binding.local_path!r} leads out of the working copy")
+        if sandbox is not None:
+            sandbox.check_source(source, f"data from {binding.conn_name!r}:")
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True)
+            shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
         else:
             shutil.copy2(source, target if not target.is_dir() else target / source.name)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from legion.api.confinement import Confinement
 from legion.api.storage import ResourceStore
 from legion.api.storage.typed import stored_resource
 from legion.core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
@@ -43,7 +44,10 @@ class ResourceService:
     """The operations behind the routes, shared by every kind (and by ``apply`` from the CLI)."""
 
     def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
-                 managed_kinds: frozenset[str] = frozenset()) -> None:  # fmt: skip
+                 managed_kinds: frozenset[str] = frozenset(),
+                 confinement: Confinement | None = None) -> None:  # fmt: skip
+        self.confinement = confinement
+        """Where host paths in specs may point (``legion.api.confinement``); None: anywhere."""
         self.store = store
         self.on_change = on_change
         self.managed_kinds = managed_kinds
@@ -57,6 +61,7 @@ class ResourceService:
 
     def _check(self, resource: Resource) -> None:
         problems = check_references(resource, self.lookup)
+        problems |= self.confinement.problems(resource) if self.confinement else {}
         if problems:
             raise InvalidInputError.for_fields(problems, prefix=f"invalid {resource.kind} {resource.id!r}")
 

@@ -16,7 +16,9 @@ with ``BEGIN IMMEDIATE``: they take the write lock up front and wait their turn 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -78,10 +80,24 @@ def create_engine(url: str | URL, *, busy_timeout_s: float = 5.0) -> Engine:
     return sqlalchemy.create_engine(parsed, pool_pre_ping=True, json_serializer=_dump_json)
 
 
+def _owner_only(database: Path) -> None:
+    """Make the database file (it holds every logged prediction) readable by its owner only: created 0600, or
+    narrowed to it when an older version made it with the umask's mode. SQLite gives its ``-wal`` and ``-shm``
+    files the mode of the database file. A path that cannot be opened is left to SQLite, which says why."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                path.chmod(0o600)
+
+
 def _sqlite_engine(url: URL, busy_timeout_s: float) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     if not in_memory:
-        Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
+        database = Path(str(url.database))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        _owner_only(database)
     engine = sqlalchemy.create_engine(
         url,
         json_serializer=_dump_json,

@@ -61,16 +61,17 @@ def replica_pids(model: Path) -> set[int]:
 
 
 def serving_pids(model: Path) -> set[int]:
-    """Every ``legion serve`` process on this machine for ``model``, whoever its parent is."""
-    pids = set()
+    """Every replica (``legion serve`` process) on this machine for ``model``, whoever its parent is: the top of
+    each such process tree (a replica runs under its launcher and sandbox, which name the model too)."""
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         try:
             args = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
-        except OSError:
+            if b"serve" in args and os.fsencode(str(model)) in args:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if b"serve" in args and os.fsencode(str(model)) in args:
-            pids.add(int(entry.name))
-    return pids
+    return {pid for pid, parent in parents.items() if parent not in parents}
 
 
 DEPLOY_AND_EXIT = """
