@@ -246,3 +246,14 @@ async def test_identity_provider_tokens_are_checked_with_its_jwks(toy_source: St
         for number in range(20):  # made-up kids do not make the gateway hammer the provider
             assert await status(rs256(stranger, f"made-up-{number}")) == 401
         assert jwks.reads <= reads + 1
+
+
+async def test_two_authorization_headers_are_a_400_whatever_their_order(
+    toy_source: StaticRoutingSource, valid: str
+) -> None:
+    async with running_gateway(toy_source) as (url, _), httpx.AsyncClient(base_url=url) as client:
+        for pair in (["Bearer garbage", f"Bearer {valid}"], [f"Bearer {valid}", "Bearer garbage"]):
+            answer = await client.post(INVOKE, json=BODY, headers=[("Authorization", value) for value in pair])
+            assert answer.status_code == 400, answer.text
+            assert "more than one Authorization header" in answer.json()["error"]
+        assert (await client.post(INVOKE, json=BODY, headers=bearer(valid))).status_code == 200
