@@ -20,7 +20,7 @@ from fastapi import FastAPI, Header, Request
 from sqlalchemy import Engine
 
 from legion import __version__
-from legion.api import problems
+from legion.api import openapi, problems
 from legion.api.auth import DEV_CLAIMS, Caller
 from legion.api.confinement import Confinement, sandbox_for
 from legion.api.feedback_routes import FeedbackMetrics, records_router
@@ -53,7 +53,7 @@ from legion.api.ui import (
     ui_router,
 )
 from legion.core.resources import KINDS, SECRET_FIELDS
-from legion.core.tokens import Claims, TokenConfig, TokenIssuer, TokenVerifier
+from legion.core.tokens import Claims, TokenConfig, TokenIssuer, TokenVerifier, repeated_authorization
 
 log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
@@ -138,6 +138,8 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     verifier = TokenVerifier(token_config, revocations.is_revoked)
 
     def caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+        if len(request.headers.getlist("authorization")) > 1:
+            raise repeated_authorization()
         if settings.dev:
             return Caller(DEV_CLAIMS)
         return Caller(verifier.verify(request_token(request, authorization), settings.api_audience))
@@ -181,6 +183,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
         title="Legion management API", version=__version__, docs_url="/docs", redoc_url=None, lifespan=lifespan
     )
     problems.install(app)
+    openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
     service = ResourceService(
@@ -188,6 +191,7 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
         on_change=_waker(reconciler, signal),
         managed_kinds=managed if reconciler else frozenset(),
         confinement=confinement,
+        gateway_url=settings.gateway_url,
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))

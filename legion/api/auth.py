@@ -2,7 +2,8 @@
 
 Roles, from least to most: ``viewer`` reads everything; ``data-scientist`` also writes trainings, packagings,
 deployments, routes and connections and issues model tokens; ``admin`` also manages integrations and revokes
-tokens. ``gateway`` (what a gateway signs itself besides ``viewer``) may deliver prediction and feedback records.
+tokens. ``gateway`` (what a gateway signs itself besides ``viewer``) may deliver prediction and feedback records
+and wake a scaled-to-zero deployment (``POST /api/v1/routing/demand/...``); admins may do both too.
 ``legion api --dev`` turns all of it off (an anonymous admin), and says so on start.
 """
 
@@ -44,6 +45,11 @@ class Caller:
     def can_write_records(self) -> None:
         if not {"admin", "gateway"} & set(self.roles):
             raise ForbiddenError("only gateways and admins may deliver prediction and feedback records")
+
+    def can_wake_deployments(self) -> None:
+        """Only the gateway asks for a replica of a scaled-to-zero deployment (and admins, who may do anything)."""
+        if not {"admin", "gateway"} & set(self.roles):
+            raise ForbiddenError("only gateways and admins may wake a deployment")
 
     def is_admin(self) -> None:
         if "admin" not in self.roles:

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from legion.api.auth import Caller
 from legion.api.bodies import read_document
+from legion.api.openapi import problem_answers
 from legion.api.storage.feedback import FeedbackStore
 from legion.core.errors import BadRequestError, PayloadTooLargeError
 
@@ -68,7 +69,15 @@ class FeedbackMetrics:
 def records_router(store: FeedbackStore, metrics: FeedbackMetrics, caller: Any, max_body_bytes: int) -> APIRouter:
     router = APIRouter(prefix="/api/v1/feedback", tags=["feedback"])
 
-    @router.post("/records", summary="Deliver prediction and feedback records (gateways ship here)")
+    records = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "array", "items": {"type": "object"}}}}}}  # fmt: skip
+
+    @router.post(
+        "/records",
+        summary="Deliver prediction and feedback records (gateways ship here)",
+        openapi_extra=records,
+        responses=problem_answers(**{"422": "A record is not a prediction or feedback record; the detail says why"}),
+    )
     async def deliver(request: Request, who: Caller = Depends(caller)) -> dict[str, int]:
         who.can_write_records()
         batch = await read_document(request, max_body_bytes)

@@ -8,11 +8,13 @@ wrong query parameter) are turned into the same shape, naming every bad field.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from legion.core.errors import InvalidInputError, LegionError
 
@@ -20,11 +22,27 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, fields: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    fields: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, object] = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     if fields:
         body["errors"] = fields
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _allowed(request: Request, fallback: str) -> str:
+    """Every method the document declares for the request's path (the router knows only the route it tried)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 def install(app: FastAPI) -> None:
@@ -44,7 +62,10 @@ def install(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return problem(exc.status_code, "Error", str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: name every method the path takes, not those of one route
+            headers["Allow"] = _allowed(request, headers.get("Allow", ""))
+        return problem(exc.status_code, "Error", str(exc.detail), headers=headers)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s: internal error", request.method, request.url.path)

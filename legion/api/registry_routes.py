@@ -8,26 +8,47 @@ machine); trainings register what they produce. Names that are also paths under 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from fastapi import Path as PathParameter
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from legion.api.auth import Caller
 from legion.api.confinement import Confinement
+from legion.api.openapi import problem_answers
 from legion.api.runtime.inspection import inspect_model
 from legion.api.runtime.sandbox import Sandbox
 from legion.api.storage import ModelRegistry, ModelVersion, ResourceStore
+from legion.api.storage.tables import ID_LENGTH, VERSION_LENGTH
 from legion.core.errors import InvalidInputError
 
 RESERVED_NAMES = frozenset({"token", "training", "packaging", "deployment", "route"})
+ModelNameParameter = PathParameter(min_length=1, max_length=ID_LENGTH, description="the model's name")
+VersionParameter = PathParameter(min_length=1, max_length=VERSION_LENGTH, description="the model's version")
 
 
 class ImportRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     path: str = Field(min_length=1, max_length=4096, description="model directory or .zip on the API's machine")
+
+
+def _existing(text: str) -> Path:
+    """The user's ``path`` resolved, or a 422 naming the field: a NUL, a name the OS refuses (over 255 bytes), a
+    path that does not exist are the caller's mistakes, not the server's."""
+    try:
+        path = Path(text).expanduser().resolve()
+        if path.exists():
+            return path
+        reason = f"{text[:200]} does not exist on the API's machine"
+    except ValueError as exc:  # an embedded NUL
+        reason = f"{text[:200]!r} is not a path: {exc}"
+    except OSError as exc:  # name too long, permission denied, a loop of links, ...
+        reason = f"{text[:200]!r} cannot be read: {exc.strerror or exc}"
+    raise InvalidInputError.for_fields({"path": reason})
 
 
 def _document(version: ModelVersion, deployments: list[str]) -> dict[str, Any]:
@@ -64,17 +85,22 @@ def registry_router(
         return [_document(v, deployments_of(v)) for v in registry.list(name, size=1000).items]
 
     @router.get("/{name}/{version}", summary="Get one model version")
-    def get_model(name: str, version: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    def get_model(
+        name: str = ModelNameParameter, version: str = VersionParameter, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
         who.can_read()
         found = registry.get(name, version)
         return _document(found, deployments_of(found))
 
-    @router.post("", status_code=201, summary="Import a model saved on this machine")
+    @router.post(
+        "",
+        status_code=201,
+        summary="Import a model saved on this machine",
+        responses=problem_answers(409, **{"422": "The path names no readable model on the API's machine"}),
+    )
     def import_model(request: ImportRequest, who: Caller = Depends(caller)) -> dict[str, Any]:
         who.can_write("ModelDeployment")
-        path = confinement.check_path("path", request.path)
-        if not path.exists():
-            raise InvalidInputError.for_fields({"path": f"{request.path} does not exist on the API's machine"})
+        path = _existing(str(confinement.check_path("path", request.path)))  # where, then whether: no probing
         # Loaded in the sandbox, never here: loading runs the model's own code. ModelFormatError (422) names
         # each problem (the manifest, the versions, the artifacts).
         manifest = inspect_model(path, sandbox)
@@ -91,7 +117,9 @@ def registry_router(
         return _document(registered, deployments_of(registered))
 
     @router.delete("/{name}/{version}", summary="Forget a model version (its files stay)")
-    def delete_model(name: str, version: str, who: Caller = Depends(caller)) -> dict[str, str]:
+    def delete_model(
+        name: str = ModelNameParameter, version: str = VersionParameter, who: Caller = Depends(caller)
+    ) -> dict[str, str]:
         who.can_write("ModelDeployment")
         registry.delete(name, version)
         return {"message": f"model {name}:{version} is removed from the registry"}

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 
 from legion.api.auth import Caller
 from legion.api.storage import ResourceStore, StoredResource, TokenRevocations
+from legion.api.storage.tables import ID_LENGTH
 from legion.core.errors import NotFoundError
 from legion.core.routing import RoutingDeployment, RoutingRoute, RoutingSnapshot
 
@@ -106,7 +107,7 @@ def routing_router(
 
     @router.get("")
     async def routing(
-        since: str | None = None,
+        since: str | None = Query(default=None, max_length=64, description="the etag the caller holds"),
         wait: float = Query(default=0.0, ge=0.0, le=MAX_WAIT_S, description="seconds to hold an unchanged answer"),
         who: Caller = Depends(caller),
     ) -> RoutingSnapshot:
@@ -124,8 +125,10 @@ def routing_router(
             signal.held -= 1
 
     @router.post("/demand/{deployment_id}", status_code=202)
-    async def wanted(deployment_id: str, who: Caller = Depends(caller)) -> dict[str, str]:
-        who.can_read()
+    async def wanted(
+        deployment_id: str = Path(min_length=1, max_length=ID_LENGTH), who: Caller = Depends(caller)
+    ) -> dict[str, str]:
+        who.can_wake_deployments()  # before the lookup: a viewer learns nothing of which deployments exist
         stored = await asyncio.to_thread(store.get, "ModelDeployment", deployment_id)
         if stored.deleting:
             raise NotFoundError(f"deployment {deployment_id!r} is being deleted")

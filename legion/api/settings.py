@@ -56,6 +56,9 @@ class ApiSettings(LegionSettings):
     scale_to_zero_idle_s: float = Field(default=300.0, gt=0)
     """How long a ``minReplicas: 0`` deployment keeps the replica a request woke, after the last such request."""
 
+    gateway_url: str | None = None
+    """Where the gateway in front of this API is reached (``http://host:port``): routes show it in ``edgeUrl``."""
+
     feedback_window_s: float = Field(default=3600.0, gt=0)
     """Online quality (``/api/v1/quality``, ``legion_feedback_*``) covers the predictions made this long ago."""
     feedback_retention_s: float = Field(default=7 * 24 * 3600.0, gt=0)

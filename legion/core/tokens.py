@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import jwt
 
-from legion.core.errors import InvalidInputError, UnauthorizedError
+from legion.core.errors import BadRequestError, InvalidInputError, UnauthorizedError
 
 ROLES: Final = ("admin", "data-scientist", "viewer", "gateway")  # gateway: delivers prediction records
 ANY_VERSION: Final = "*"
@@ -194,6 +194,12 @@ class TokenVerifier:
             models=_scopes(payload.get("models")),
             raw=payload,
         )
+
+
+def repeated_authorization() -> BadRequestError:
+    """The error for a request with more than one ``Authorization`` header: which one counts is not the server's
+    guess to make (a proxy may have added one), so every service refuses it alike."""
+    return BadRequestError("the request has more than one Authorization header; send exactly one")
 
 
 def bearer_token(authorization: str | None) -> str:

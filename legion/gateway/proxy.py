@@ -35,7 +35,7 @@ from legion.core.errors import (
     UnavailableError,
 )
 from legion.core.ids import request_id
-from legion.core.tokens import Claims
+from legion.core.tokens import Claims, repeated_authorization
 from legion.feedback.entries import ModelCall
 from legion.gateway.accesslog import AccessLog
 from legion.gateway.auth import Authenticator, authorize
@@ -120,6 +120,31 @@ class _Request(NamedTuple):
     """The headers passed on to the replica (``x-forwarded-for`` is appended once a replica is chosen)."""
 
 
+def _read_head(path: bytes, headers: list[tuple[bytes, bytes]]) -> tuple[_Request, bool]:
+    """The request's head, and whether it carries more than one ``Authorization`` header (refused with 400)."""
+    rid = b""
+    authorization: bytes | None = None
+    repeated = False
+    content_type = b""
+    forwarded: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name in _DROP_REQUEST:
+            if name == b"request-id" or (name == b"x-request-id" and not rid):
+                rid = value
+            elif name == b"authorization":
+                repeated = repeated or authorization is not None
+                authorization = value
+        else:
+            if name == b"content-type":
+                content_type = value
+            forwarded.append((name, value))
+    supplied = 0 < len(rid) <= _MAX_REQUEST_ID
+    if not supplied:
+        rid = request_id()
+    forwarded.append((b"request-id", rid))
+    return _Request(path, rid, supplied, authorization, content_type, forwarded), repeated
+
+
 class Gateway:
     """The ASGI app: routes, authenticates and forwards; runs the routing watcher in its lifespan."""
 
@@ -183,30 +208,15 @@ class Gateway:
         if path in (b"/healthcheck", b"/metrics"):
             await self._own(path, send)
             return
-        rid = b""
-        authorization: bytes | None = None
-        content_type = b""
-        forwarded: list[tuple[bytes, bytes]] = []
-        for name, value in scope["headers"]:
-            if name in _DROP_REQUEST:
-                if name == b"request-id" or (name == b"x-request-id" and not rid):
-                    rid = value
-                elif name == b"authorization":
-                    authorization = value
-            else:
-                if name == b"content-type":
-                    content_type = value
-                forwarded.append((name, value))
-        supplied = 0 < len(rid) <= _MAX_REQUEST_ID
-        if not supplied:
-            rid = request_id()
-        forwarded.append((b"request-id", rid))
-        head = _Request(path, rid, supplied, authorization, content_type, forwarded)
+        head, repeated = _read_head(path, scope["headers"])
+        rid = head.rid
         exchange = _Exchange()
         self.metrics.in_flight.inc()
         status = 500
         body_in = 0
         try:
+            if repeated:
+                raise repeated_authorization()
             request = await self._read_body(scope, receive)
             body_in = len(request)
             status, headers, answer = await self._route(scope, head, request, exchange)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from legion.core.errors import BadRequestError, InvalidInputError, LegionError, PayloadTooLargeError
+from legion.core.tokens import repeated_authorization
 from legion.serving.dataplane import DataPlane
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -101,9 +102,12 @@ class ModelHeaders:
             await self.app(scope, receive, send)
             return
         rid = b""
+        authorizations = 0
         for key, value in scope["headers"]:
             if key == b"request-id" or (key == b"x-request-id" and not rid):
                 rid = value
+            elif key == b"authorization":
+                authorizations += 1
         scope["legion.request_id"] = rid or uuid.uuid4().hex.encode()
         started = time.perf_counter()
         status = 500
@@ -121,7 +125,10 @@ class ModelHeaders:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if authorizations > 1:  # a proxy in front may check one and the model read the other
+                await error_response(repeated_authorization())(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
         finally:
             if in_flight is not None:
                 in_flight.dec()

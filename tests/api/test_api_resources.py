@@ -4,13 +4,15 @@ auth by role, and nothing stored when a request is refused."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from tests.api.conftest import Api
+from legion.api.storage import Cipher, ResourceStore, create_engine
+from tests.api.conftest import Api, cli_token, start_api
 
 DEPLOYMENT = {"kind": "ModelDeployment", "id": "census", "spec": {"image": "models/census", "minReplicas": 2}}
 CONNECTION = {
@@ -221,3 +223,52 @@ def test_openapi_document_lists_every_kind(api: Api) -> None:
     document = httpx.get(f"{api.url}/openapi.json").json()
     for path in ("/api/v1/connection", "/api/v1/model/training", "/api/v1/model/route", "/api/v1/model/token"):
         assert path in document["paths"]
+
+
+def test_out_of_range_paging_and_bad_labels_are_named_422s(api: Api) -> None:
+    for params, field in (({"page": 10**30}, "page"), ({"page": 10**9 + 1}, "page"), ({"size": 0}, "size"),
+                          ({"labels": "not-key-value"}, "labels")):  # fmt: skip
+        answer = call(api, "GET", "/model/route", params=params)
+        assert answer.status_code == 422, (params, answer.text)
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert f"query.{field}" in answer.json()["errors"], answer.text
+    assert call(api, "GET", "/model/route", params={"page": 10**9, "labels": "a=b,c.d/e="}).json() == []
+
+
+def test_two_authorization_headers_are_a_400(api: Api) -> None:
+    for pair in (["Bearer garbage", f"Bearer {api.admin}"], [f"Bearer {api.admin}", "Bearer garbage"]):
+        answer = httpx.get(f"{api.url}/api/v1/model/route", headers=[("Authorization", value) for value in pair])
+        assert answer.status_code == 400, answer.text
+        assert "more than one Authorization header" in answer.json()["detail"]
+
+
+def test_a_method_the_path_does_not_take_is_a_405_naming_those_it_does(api: Api) -> None:
+    collection = httpx.request("TRACE", f"{api.url}/api/v1/connection", headers=api.headers(api.admin))
+    assert collection.status_code == 405
+    assert collection.headers["allow"] == "GET, POST"
+    one = httpx.request("PATCH", f"{api.url}/api/v1/connection/x", headers=api.headers(api.admin))
+    assert one.headers["allow"] == "DELETE, GET, PUT"
+    assert httpx.request("TRACE", f"{api.url}/health").headers["allow"] == "GET"
+
+
+def test_deleting_checks_references_past_a_thousand_objects(tmp_path: Path) -> None:
+    """The reference check reads every route, not the first page of them: the one that uses the deployment is
+    stored 1,201st (written through the store, the delete is the API's)."""
+    server = start_api(tmp_path, "--runtime", "none")
+    try:
+        store = ResourceStore(create_engine(f"sqlite:///{tmp_path / 'legion.db'}"), Cipher([Cipher.generate_key()]))
+        for number in range(1200):
+            store.create(
+                "ModelRoute", f"r{number:04d}", {"urlPrefix": f"/r{number}", "modelDeployments": [{"mdName": "other"}]}
+            )
+        store.create("ModelRoute", "zz-last", {"urlPrefix": "/last", "modelDeployments": [{"mdName": "used"}]})
+        headers = {"Authorization": f"Bearer {cli_token(tmp_path, 'admin')}"}
+        base = f"{server.url}/api/v1/model/deployment"
+        assert httpx.post(base, headers=headers, json={"id": "used", "spec": {"image": "m"}}).status_code == 201
+        blocked = httpx.delete(f"{base}/used", headers=headers, timeout=60)
+        assert blocked.status_code == 409, blocked.text
+        assert "ModelRoute 'zz-last'" in blocked.json()["detail"]
+        store.delete("ModelRoute", "zz-last")
+        assert httpx.delete(f"{base}/used", headers=headers, timeout=60).status_code == 200
+    finally:
+        server.stop()

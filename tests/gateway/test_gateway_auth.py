@@ -267,3 +267,14 @@ async def test_a_key_rotation_is_seen_at_once_even_when_the_first_token_came_bef
         assert jwks.reads == 2
     finally:
         await keys.close()
+
+
+async def test_two_authorization_headers_are_a_400_whatever_their_order(
+    toy_source: StaticRoutingSource, valid: str
+) -> None:
+    async with running_gateway(toy_source) as (url, _), httpx.AsyncClient(base_url=url) as client:
+        for pair in (["Bearer garbage", f"Bearer {valid}"], [f"Bearer {valid}", "Bearer garbage"]):
+            answer = await client.post(INVOKE, json=BODY, headers=[("Authorization", value) for value in pair])
+            assert answer.status_code == 400, answer.text
+            assert "more than one Authorization header" in answer.json()["error"]
+        assert (await client.post(INVOKE, json=BODY, headers=bearer(valid))).status_code == 200

@@ -95,6 +95,8 @@ CASES = [
      422, "b: 'q' is not a number"),
     ("properties unknown", {"path": "/api/model/properties", "method": "PUT", "json": {"nope": 1}}, 422,
      "nope: not a defined property"),
+    ("two Authorization headers", {"path": "/api/model/invoke", "json": GOOD, "headers": [
+        ("Authorization", "Bearer a"), ("Authorization", "Bearer b")]}, 400, "more than one Authorization header"),
 ]  # fmt: skip
 
 

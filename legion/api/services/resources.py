@@ -12,17 +12,19 @@ client sees of a resource: the wire document with secrets masked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from legion.api.confinement import Confinement
-from legion.api.storage import ResourceStore
+from legion.api.storage import ResourceStore, StoredResource
 from legion.api.storage.typed import stored_resource
 from legion.core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
 from legion.core.resources import (
     KINDS,
     Connection,
     KindInfo,
+    ModelDeployment,
+    ModelRoute,
     Resource,
     check_references,
     mask_secrets,
@@ -40,15 +42,30 @@ def public_document(resource: Resource) -> dict[str, Any]:
     return to_document(resource)
 
 
+def route_status(route: ModelRoute, deployments: Mapping[str, Resource | None], gateway_url: str | None) -> Any:
+    """A route's status from its deployments': ``Ready`` when every one it sends traffic to is ready, ``Failed``
+    when one failed, else ``Processing``; ``edgeUrl`` is where callers reach it (the gateway's URL and the
+    prefix when the API knows the gateway, else the prefix)."""
+    states = [
+        found.status.state if isinstance(found, ModelDeployment) else "Missing"
+        for found in (deployments.get(t.md_name) for t in route.spec.model_deployments)
+    ]
+    state = "Ready" if all(s == "Ready" for s in states) else "Failed" if "Failed" in states else "Processing"
+    edge = (gateway_url.rstrip("/") if gateway_url else "") + route.spec.url_prefix
+    return route.status.model_copy(update={"state": state, "edge_url": edge})
+
+
 class ResourceService:
     """The operations behind the routes, shared by every kind (and by ``apply`` from the CLI)."""
 
     def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
-                 managed_kinds: frozenset[str] = frozenset(),
+                 managed_kinds: frozenset[str] = frozenset(), gateway_url: str | None = None,
                  confinement: Confinement | None = None) -> None:  # fmt: skip
         self.confinement = confinement
         """Where host paths in specs may point (``legion.api.confinement``); None: anywhere."""
         self.store = store
+        self.gateway_url = gateway_url
+        """Where the gateway serves the routes (``LEGION_API_GATEWAY_URL``), for their ``edgeUrl``."""
         self.on_change = on_change
         self.managed_kinds = managed_kinds
         """Kinds a reconcile loop tears down: deleting one marks it ``Deleting`` instead of removing it."""
@@ -58,6 +75,16 @@ class ResourceService:
             return stored_resource(self.store.get(kind, resource_id))
         except NotFoundError:
             return None
+
+    def view(self, stored: StoredResource) -> Resource:
+        """The resource as clients read it: a ModelRoute's status is computed from its deployments' at each read,
+        so it follows them as they start, fail or go (the reconcile loop does not own routes)."""
+        resource = stored_resource(stored)
+        if isinstance(resource, ModelRoute):
+            wanted = {t.md_name for t in resource.spec.model_deployments}
+            found = {name: self.lookup("ModelDeployment", name) for name in wanted}
+            resource = resource.model_copy(update={"status": route_status(resource, found, self.gateway_url)})
+        return resource
 
     def _check(self, resource: Resource) -> None:
         problems = check_references(resource, self.lookup)
@@ -92,7 +119,7 @@ class ResourceService:
             f"{other.kind} {other.id!r} ({ref.field})"
             for kind in KINDS.values()
             if any(rule.kind == info.name for rule in kind.references)
-            for stored in self.store.list(kind.name, size=1000).items
+            for stored in self.store.all(kind.name)  # every object, not a page of them
             for other in [stored_resource(stored)]
             for ref in references(other)
             if ref.kind == info.name and ref.id == resource_id

@@ -31,7 +31,7 @@ from sqlalchemy import delete as sql_delete
 from legion.api.storage.crypto import Cipher
 from legion.api.storage.database import EngineUser, transaction
 from legion.api.storage.tables import ID_LENGTH, KIND_LENGTH, EventRow, ResourceRow, RevisionRow
-from legion.api.storage.values import MAX_PAGE_SIZE, Page, check_labels, check_names, check_page, json_object, utc_now
+from legion.api.storage.values import Page, check_labels, check_names, check_page, json_object, utc_now
 from legion.core.errors import ConflictError, NotFoundError
 
 _RESOURCES = ResourceRow.__table__
@@ -158,15 +158,13 @@ class ResourceStore(EngineUser):
         return Page(tuple(self._stored(row) for row in rows), total, page, size)
 
     def all(self, kind: str) -> Sequence[StoredResource]:
-        """Every resource of ``kind``, ordered by id (page after page)."""
-        found: tuple[StoredResource, ...] = ()
-        page = 0
-        while True:
-            batch = self.list(kind, page=page, size=MAX_PAGE_SIZE)
-            found += batch.items
-            if len(found) >= batch.total or not batch.items:
-                return found
-            page += 1
+        """Every resource of ``kind``, ordered by id, read in one query (not page after page: a check that must see
+        every object, as deleting a referenced one does, sees one consistent state)."""
+        check_names("invalid listing", kind=(kind, KIND_LENGTH))
+        query = select(_RESOURCES).where(ResourceRow.kind == kind).order_by(ResourceRow.id)
+        with transaction(self._engine) as connection:
+            rows = connection.execute(query).all()
+        return tuple(self._stored(row) for row in rows)
 
     def update(
         self,

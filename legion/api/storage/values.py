@@ -18,6 +18,8 @@ from legion.core.errors import InvalidInputError
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 1000
+MAX_PAGE = 10**9
+"""The last page number a listing takes: ``page * size`` stays far inside a 64-bit integer (SQLite, PostgreSQL)."""
 LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._/-]{0,251}[A-Za-z0-9])?")
 
 
@@ -39,8 +41,8 @@ class Page(Generic[T]):
 def check_page(page: int, size: int) -> None:
     """Refuse a negative page or a size outside 1..``MAX_PAGE_SIZE``, naming the field."""
     problems: dict[str, str] = {}
-    if page < 0:
-        problems["page"] = f"{page} is negative; pages count from 0"
+    if not 0 <= page <= MAX_PAGE:
+        problems["page"] = f"{page} is not between 0 and {MAX_PAGE}; pages count from 0"
     if not 1 <= size <= MAX_PAGE_SIZE:
         problems["size"] = f"{size} is not between 1 and {MAX_PAGE_SIZE}"
     if problems:

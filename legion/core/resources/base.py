@@ -14,7 +14,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Final
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -138,13 +147,29 @@ def _check_quantity(value: str) -> str:
     return value
 
 
+def _states(**schema: JsonValue) -> Any:
+    """What a validator checks, stated in the JSON Schema too (the OpenAPI document); validation stays the
+    validator's, with its message."""
+    extra: dict[str, JsonValue] = dict(schema)
+    return Field(json_schema_extra=extra)
+
+
 Text = Annotated[str, StringConstraints(min_length=1)]
-ResourceId = Annotated[str, AfterValidator(_check_id)]
-EnvName = Annotated[str, AfterValidator(check_env_name)]
-ModelName = Annotated[str, AfterValidator(_check_model_name)]
-RelativePath = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_relative_path)]
-Image = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_no_space)]
-Quantity = Annotated[str, AfterValidator(_check_quantity)]
+ResourceId = Annotated[
+    str, AfterValidator(_check_id), _states(pattern=f"^{_ID.pattern}$", minLength=1, maxLength=ID_MAX_LENGTH)
+]
+EnvName = Annotated[str, AfterValidator(check_env_name), _states(pattern=f"^{_ENV_NAME.pattern}$")]
+ModelName = Annotated[
+    str, AfterValidator(_check_model_name), _states(pattern=f"^{_MODEL_NAME.pattern}$", maxLength=253)
+]
+RelativePath = Annotated[
+    str,
+    StringConstraints(min_length=1),
+    AfterValidator(_check_relative_path),
+    _states(pattern=r"^(?![/\\]|[A-Za-z]:[/\\])(?!(.*[/\\])?\.\.([/\\]|$))"),
+]
+Image = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_no_space), _states(pattern=r"^\S+$")]
+Quantity = Annotated[str, AfterValidator(_check_quantity), _states(pattern=f"^{_QUANTITY.pattern}$")]
 
 
 def _json_value(value: object, where: str) -> object:
