@@ -36,13 +36,21 @@ def problem(
 
 
 def _allowed(request: Request, fallback: str) -> str:
-    """Every method the document declares for the request's path (the router knows only the route it tried)."""
+    """Every method the document declares for the request's path (the router knows only the route it tried).
+
+    Where templates overlap (``/api/v1/model/token/{token_id}`` and ``/api/v1/model/{name}/{version}``), the path
+    is the most specific one's: the template with the most literal segments names the resource."""
     path = request.scope["path"]
-    methods: set[str] = set()
-    for template, operations in request.app.openapi().get("paths", {}).items():
-        if compile_path(template)[0].match(path):
-            methods |= {method.upper() for method in operations}
-    return ", ".join(sorted(methods)) if methods else fallback
+    matching = [
+        (sum("{" not in part for part in template.split("/")), operations)
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(path)
+    ]
+    if not matching:
+        return fallback
+    most = max(literal for literal, _ in matching)
+    methods = {method.upper() for literal, operations in matching if literal == most for method in operations}
+    return ", ".join(sorted(methods))
 
 
 def install(app: FastAPI) -> None:

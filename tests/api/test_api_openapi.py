@@ -56,13 +56,34 @@ def test_every_error_answer_is_declared_as_a_problem(api: Api) -> None:
     assert {p["name"]: p["schema"].get("maximum") for p in listing}["page"] == 10**9
 
 
-def schemathesis(server: ServerProcess, token: str, workdir: Path, *phases: str) -> subprocess.CompletedProcess[str]:
-    """``st run`` over the live document: all checks, 5 examples an operation, the same cases every run."""
+# Resource documents are YAML-friendly as kubectl's are: a number where text is expected, or 0/1 for a boolean, is
+# taken (``legion.core.resources.base.WireModel``), so "a value of the wrong JSON type is refused" is not a promise
+# of these operations: their writes run every check but that one, every other operation runs all of them.
+RESOURCE_WRITES = (
+    r"^/api/v1/(connection|toolchain/integration|packaging/integration|model/(training|packaging|deployment|route))"
+    r"(/\{resource_id\})?$"
+)
+
+
+def schemathesis(server: ServerProcess, token: str, workdir: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``st run`` over the live document: 5 examples an operation, the same cases every run. One worker: with more,
+    CPython 3.11's AST validator (which hypothesis calls to describe strategies) can fail with a SystemError in a
+    thread race, an error of the fuzzer rather than of the API."""
     command = [str(Path(sys.executable).with_name("st")), "--config-file", str(CONFIG), "--no-color", "run",
-               f"{server.url}/openapi.json", "--checks", "all", "--max-examples", "5", "--generation-deterministic",
-               "--header", f"Authorization: Bearer {token}", "--workers", "2", "--request-timeout", "30",
-               *(["--phases", ",".join(phases)] if phases else [])]  # fmt: skip
+               f"{server.url}/openapi.json", "--max-examples", "5", "--generation-deterministic",
+               "--header", f"Authorization: Bearer {token}", "--workers", "1", "--request-timeout", "30",
+               *options]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, cwd=workdir)
+
+
+def passes(server: ServerProcess, token: str, workdir: Path, *options: str) -> None:
+    """Every operation but the resource writes with all checks, then the writes with all checks but one."""
+    writes = "^(POST|PUT)$"
+    for scope in (["--checks", "all", "--exclude-path-regex", RESOURCE_WRITES, "--exclude-method-regex", writes],
+                  ["--checks", "all", "--exclude-checks", "negative_data_rejection",
+                   "--include-path-regex", RESOURCE_WRITES, "--include-method-regex", writes]):  # fmt: skip
+        done = schemathesis(server, token, workdir, *scope, *options)
+        assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-2000:]
 
 
 @pytest.fixture
@@ -76,13 +97,11 @@ def fuzzed(tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.mark.timeout(900)
 def test_schemathesis_finds_no_server_error_and_no_drift_as_an_admin(fuzzed: ServerProcess, tmp_path: Path) -> None:
-    done = schemathesis(fuzzed, cli_token(tmp_path, "admin"), tmp_path)
-    assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-2000:]
+    passes(fuzzed, cli_token(tmp_path, "admin"), tmp_path)
 
 
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("role", ["viewer", "data-scientist"])
 def test_schemathesis_finds_no_drift_for_the_other_roles(fuzzed: ServerProcess, tmp_path: Path, role: str) -> None:
     """A role that may not write gets 403s the document declares; the coverage phase reaches every operation."""
-    done = schemathesis(fuzzed, cli_token(tmp_path, role), tmp_path, "coverage")
-    assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-2000:]
+    passes(fuzzed, cli_token(tmp_path, role), tmp_path, "--phases", "coverage")

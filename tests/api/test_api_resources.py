@@ -249,6 +249,8 @@ def test_a_method_the_path_does_not_take_is_a_405_naming_those_it_does(api: Api)
     one = httpx.request("PATCH", f"{api.url}/api/v1/connection/x", headers=api.headers(api.admin))
     assert one.headers["allow"] == "DELETE, GET, PUT"
     assert httpx.request("TRACE", f"{api.url}/health").headers["allow"] == "GET"
+    token = httpx.request("OPTIONS", f"{api.url}/api/v1/model/token/abc", headers=api.headers(api.admin))
+    assert token.headers["allow"] == "DELETE"  # not the registry's GET /model/{name}/{version} it overlaps
 
 
 def test_deleting_checks_references_past_a_thousand_objects(tmp_path: Path) -> None:
