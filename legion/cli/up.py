@@ -18,6 +18,7 @@ service package.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -177,7 +178,10 @@ def _start_api(platform: LocalPlatform) -> _Child:
     command = [sys.executable, "-m", "legion", "api", "--port", str(platform.api_port),
                "--data-dir", str(platform.data_dir), "--runtime", "local", "--stop-replicas-on-exit",
                *(["--dev"] if platform.dev else [])]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ)
+    if platform.gateway_port:  # known before the gateway starts: routes show their edgeUrl through it
+        env["LEGION_API_GATEWAY_URL"] = f"http://127.0.0.1:{platform.gateway_port}"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     return _Child(process, "api")
 
 
