@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from pydantic import BaseModel, ValidationError
 
 from legion.core.errors import InvalidInputError
+from legion.core.settings import nest
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -49,15 +50,3 @@ def settings_from_options(cls: type[T], values: Mapping[str, Any]) -> T:
     except ValidationError as exc:
         problems = {".".join(str(p) for p in error["loc"]): error["msg"] for error in exc.errors()}
         raise InvalidInputError.for_fields(problems, prefix="invalid option") from None
-
-
-def nest(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"auth.enabled": False, "port": 1}`` → ``{"auth": {"enabled": False}, "port": 1}``."""
-    nested: dict[str, Any] = {}
-    for name, value in values.items():
-        *groups, field = name.split(".")
-        target = nested
-        for group in groups:
-            target = target.setdefault(group, {})
-        target[field] = value
-    return nested

@@ -5,7 +5,9 @@ Only settings objects read ``os.environ`` (prefix ``LEGION_``); nothing reads th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,3 +27,16 @@ class LegionSettings(BaseSettings):
         extra="ignore",
         frozen=True,
     )
+
+
+def nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted names to nested groups, for a settings object with groups:
+    ``{"auth.enabled": False, "port": 1}`` → ``{"auth": {"enabled": False}, "port": 1}``."""
+    nested: dict[str, Any] = {}
+    for name, value in values.items():
+        *groups, field = name.split(".")
+        target = nested
+        for group in groups:
+            target = target.setdefault(group, {})
+        target[field] = value
+    return nested

@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from legion.core.errors import InvalidInputError
 from legion.core.logs import LogFormat
-from legion.core.settings import LegionSettings, legion_home
+from legion.core.settings import LegionSettings, legion_home, nest
 
 ENV_PREFIX = "LEGION_GATEWAY_"
 
@@ -254,14 +254,8 @@ class _FlatEnvSource(PydanticBaseSettingsSource):
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for name, value in flat.items():
-        *groups, field = FLAT_NAMES[name]
-        target = nested
-        for group in groups:
-            target = target.setdefault(group, {})
-        target[field] = value
-    return nested
+    """Flat names (``FLAT_NAMES``) to the nested groups they stand for."""
+    return nest({".".join(FLAT_NAMES[name]): value for name, value in flat.items()})
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
