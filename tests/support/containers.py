@@ -24,7 +24,13 @@ def _why_not_runnable() -> str | None:
 
 
 WHY_NOT = _why_not_runnable()
-requires_podman = [pytest.mark.containers, pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")]
+# The session's first image test builds the Debian base (debootstrap) and a cold venv layer in its setup: about
+# 4 minutes on a quiet machine, three times that on a loaded one, past the suite's 300 s default.
+requires_podman = [
+    pytest.mark.containers,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""),
+]
 
 
 @dataclass(frozen=True)
