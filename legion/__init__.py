@@ -4,6 +4,8 @@ Sub-packages, from the bottom up (import-linter keeps the direction; see ``[tool
 
 - ``legion.core``: the error tree, settings base, resource kinds and wire vocabulary; imports nothing else of Legion.
 - ``legion.model``: the model SDK (``legion.model.init``/``export_df``/...) and the on-disk model format.
+- ``legion.environments``: a model's own virtualenv (its pinned requirements plus Legion's serving runtime), made
+  with uv and cached, and the requirement set every model environment (virtualenv or OCI image) installs.
 - ``legion.feedback``: prediction and feedback records, buffered on disk and shipped at least once to a sink.
 - ``legion.hosting``: how every service is hosted (uvicorn, the port, worker processes, ``/metrics`` text).
 - ``legion.serving``: the model server that loads one model and speaks every model API.

@@ -29,6 +29,7 @@ from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
 from legion.api.prometheus_routes import prometheus_router
 from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
+from legion.api.reconcile.environments import EnvironmentBuilds
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
 from legion.api.registry_routes import registry_router
@@ -91,7 +92,10 @@ def add_controllers(
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
     )
-    reconciler.add(PackagingController(store, jobs, models_dir=models_dir, packages_dir=packages_dir))
+    environments = EnvironmentBuilds(settings.environments)
+    reconciler.add(
+        PackagingController(store, jobs, models_dir=models_dir, packages_dir=packages_dir, environments=environments)
+    )
     return jobs
 
 

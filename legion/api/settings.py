@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from legion.core.settings import LegionSettings, legion_home
+from legion.environments.settings import EnvironmentSettings
 
 
 class ApiSettings(LegionSettings):
@@ -55,6 +56,9 @@ class ApiSettings(LegionSettings):
     """Stop every replica when the API stops (``legion up`` does; by default they run on and a restart adopts them)."""
     scale_to_zero_idle_s: float = Field(default=300.0, gt=0)
     """How long a ``minReplicas: 0`` deployment keeps the replica a request woke, after the last such request."""
+    environments: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
+    """Where the models' virtualenvs of ``envManager: virtualenv`` packagings are kept and which uv makes them
+    (``LEGION_ENVS_CACHE_DIR``, ``LEGION_ENVS_UV``)."""
 
     gateway_url: str | None = None
     """Where the gateway in front of this API is reached (``http://host:port``): routes show it in ``edgeUrl``."""

@@ -108,11 +108,22 @@ def import_model(path: Path) -> None:
 def package(path: Path, output: Path) -> None:
     """Make a local package of the model at PATH in OUTPUT (the model and its pinned requirements).
 
-    This is what the ``local`` packaging integration runs; ``legion serve OUTPUT`` serves the package.
+    This is what the ``local`` packaging integration runs; ``legion serve OUTPUT`` serves the package. Run in the
+    model's own virtualenv (made by ``legion serve --env-manager virtualenv`` or a packaging with ``envManager:
+    virtualenv``), the package records that environment and is deployed in it.
     """
-    from legion.model.package import build_package  # noqa: PLC0415  # only this command needs it
+    from legion.environments import read_needs, running_environment  # noqa: PLC0415  # only this command needs it
+    from legion.model.package import build_package  # noqa: PLC0415
 
-    description = build_package(path, output)
+    environment: dict[str, str] | None = None
+    running = running_environment()
+    if running is not None:
+        if running.needs == read_needs(path).digest():
+            environment = {"manager": "virtualenv", "key": running.key, "python": str(running.python)}
+        else:
+            click.echo(f"warning: {running.python} is the virtualenv of another model; the package does not "
+                       "record it", err=True)  # fmt: skip
+    description = build_package(path, output, environment=environment)
     model_name = description["model"]
     click.echo(f"packaged {model_name} into {output}")
 

@@ -1,9 +1,16 @@
-"""``legion serve PATH``: serve one model (Legion format, zip or MLflow directory) on every model API."""
+"""``legion serve PATH``: serve one model (Legion format, zip or MLflow directory) on every model API.
+
+With ``--env-manager virtualenv`` the command first makes (or reuses) the model's own virtualenv
+(``legion.environments``) and then becomes ``legion serve`` in it (``os.execve``: same process, same pid, so
+whoever started it stops it as before), its settings handed over as ``LEGION_*`` variables.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,9 +42,28 @@ OPTION_FIELDS = {"path": "model_path", "max_batch_wait": "max_batch_wait_s", "ba
 
 
 def run_server(settings: ServerSettings, announce: Callable[[str], None]) -> int:
+    if settings.env_manager == "virtualenv":
+        return serve_in_virtualenv(settings)
     from legion.serving.runner import run  # noqa: PLC0415  # only this command needs the server
 
     return run(settings, announce)
+
+
+def serve_in_virtualenv(settings: ServerSettings) -> int:
+    """Make or reuse the model's virtualenv, then become ``legion serve`` in it; returns only if that fails."""
+    from legion.core.settings import as_environment  # noqa: PLC0415
+    from legion.environments import ensure_environment, read_needs  # noqa: PLC0415
+
+    def report(line: str) -> None:
+        click.echo(f"legion serve: {line}", err=True)
+
+    env = ensure_environment(read_needs(settings.model_path), settings.environments, report=report)
+    inner = settings.model_copy(update={"env_manager": "local"})
+    argv = [str(env.python), "-m", "legion", "serve", str(settings.model_path)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, {**os.environ, **as_environment(inner)})  # noqa: S606  # an argument list we built
+    return 1  # pragma: no cover - execve does not return
 
 
 def serve_command(run: ServeRun = run_server) -> click.Command:
@@ -59,6 +85,8 @@ def serve_command(run: ServeRun = run_server) -> click.Command:
     @click.option("--property", "properties", multiple=True, metavar="NAME=VALUE", help="Set a model property.")
     @click.option("--no-version-check", is_flag=True, help="Skip the version checks and the smoke prediction.")
     @click.option("--strict-requirements", is_flag=True, help="Refuse a model whose package versions differ.")
+    @click.option("--env-manager", type=click.Choice(["local", "virtualenv"]), default="local", show_default=True,
+                  help="local: this environment; virtualenv: the model's own, with its pins (uv).")  # fmt: skip
     @click.pass_context
     def serve(ctx: click.Context, /, path: Path, **_: Any) -> None:
         """Serve the model at PATH: Legion, OIP V2 and MLflow APIs, /metrics and /healthcheck.

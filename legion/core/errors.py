@@ -16,7 +16,8 @@ surface renders errors in exactly one place (the model APIs as ``{"error": ...}`
     │   └── GatewayTimeoutError (504)        an upstream did not answer in time (the gateway)
     ├── ModelFormatError (422, exit 8)       a model directory that cannot be loaded as it is
     ├── ModelError (500, exit 9)             the model's own code raised while predicting
-    └── ImageBuildError (500, exit 10)       a container tool failed to build, push or export an image
+    ├── ImageBuildError (500, exit 10)       a container tool failed to build, push or export an image
+    └── EnvironmentBuildError (500, exit 11) uv failed to make a model's virtualenv
 
 Foreign exceptions are translated at the boundary where they are caught (``raise ... from exc``); nothing
 below a surface formats a message for a user twice. A client turns a status back into its error with
@@ -143,6 +144,14 @@ class ImageBuildError(LegionError):
     status = 500
     exit_code = 10
     title = "Image build failed"
+
+
+class EnvironmentBuildError(LegionError):
+    """uv failed to make a model's virtualenv (``legion.environments``); the detail carries uv's last lines."""
+
+    status = 500
+    exit_code = 11
+    title = "Environment build failed"
 
 
 def _by_status() -> dict[int, type[LegionError]]:

@@ -5,6 +5,7 @@ Only settings objects read ``os.environ`` (prefix ``LEGION_``); nothing reads th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,20 @@ def nest(values: Mapping[str, Any]) -> dict[str, Any]:
             target = target.setdefault(group, {})
         target[field] = value
     return nested
+
+
+def as_environment(settings: BaseSettings) -> dict[str, str]:
+    """Variables (``<prefix><FIELD>``) from which ``type(settings)()`` rebuilds ``settings``: for a command that
+    re-executes itself elsewhere (``legion serve --env-manager virtualenv`` in the model's virtualenv). Groups and
+    mappings go as JSON; a field that is None is left out (it keeps its default there). Secrets are masked by
+    ``model_dump``, so settings that hold any must not travel this way.
+
+        os.execve(python, [python, "-m", "legion", "serve", path], {**os.environ, **as_environment(settings)})
+    """
+    prefix = str(settings.model_config.get("env_prefix") or "")
+    values = settings.model_dump(mode="json")
+    return {
+        f"{prefix}{name}".upper(): value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+        if value is not None
+    }

@@ -10,8 +10,10 @@ What ``legion model image`` (and later the ``docker-rest`` packaging integration
 This package owns the Debian base image (``base``: debootstrap, cached by a hash of its inputs, never pulled), the
 Containerfile of a model image (``containerfile``: pure text from values), the build context and the build
 (``builder``), pushing and exporting (``registry``), and the one adapter that runs the container tools and turns
-their failures into ``legion.core`` errors (``tools``). It imports ``legion.core`` and ``legion.model`` only: no
-service, no HTTP framework. Running containers (the container runtime) does not belong here.
+their failures into ``legion.core`` errors (``tools``). What an image installs (the model's requirements, Legion's
+serving runtime from this checkout) is ``legion.environments.serving``'s, shared with the model's virtualenv. It
+imports ``legion.core``, ``legion.environments`` and ``legion.model`` only: no service, no HTTP framework. Running
+containers (the container runtime) does not belong here.
 """
 
 from legion.images.builder import BuiltImage, ImageRequest, build_model_image

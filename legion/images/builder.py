@@ -14,7 +14,6 @@ bundle reaches pip as a build secret (see ``containerfile``).
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import shutil
@@ -26,8 +25,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-import legion
-from legion.core.errors import InvalidInputError, ModelFormatError, UnavailableError
+from legion.core.errors import InvalidInputError, ModelFormatError
+from legion.environments.needs import ModelNeeds
+from legion.environments.serving import LegionSource, constraints_text, requirements_text, stage_source
 from legion.images import containerfile
 from legion.images.base import base_python, ensure_base
 from legion.images.settings import ImageSettings
@@ -36,11 +36,6 @@ from legion.model.manifest import MANIFEST_NAME, Manifest
 
 FIXED_MTIME: Final = 315532800  # 1980-01-01, the earliest time a zip can hold
 _REFERENCE = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[\w][\w.-]{0,127})?$")
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==")
-_SKIPPED_SOURCE = {"__pycache__", ".mypy_cache", ".ruff_cache"}
-NOT_FOR_SERVING: Final = frozenset({"alembic", "sqlalchemy", "psycopg", "fastapi", "scikit-learn"})
-"""Legion requirements that only the management API (or a model) needs: the model server never imports them, so
-the image leaves them out unless the model pins them itself (a scikit-learn model does)."""
 
 
 @dataclass(frozen=True)
@@ -60,21 +55,6 @@ class BuiltImage:
     reference: str
     image_id: str
     labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LegionSource:
-    """Legion's source checkout that the image installs: ``root`` holds pyproject.toml and ``legion/``."""
-
-    root: Path
-
-    @classmethod
-    def of_running(cls) -> LegionSource:
-        """The checkout this Legion runs from (an editable install or the source tree)."""
-        root = Path(legion.__file__).resolve().parents[1]
-        if not (root / "pyproject.toml").is_file():
-            raise UnavailableError(f"building an image installs Legion from its source checkout; {root} is not one")
-        return cls(root)
 
 
 def validate_reference(reference: str) -> str:
@@ -98,7 +78,7 @@ def build_model_image(
         if python is not None and ".".join(manifest.python.split(".")[:2]) != python:
             raise ModelFormatError(f"the model was saved with Python {manifest.python}; the base image has {python}")
         _stage_requirements(manifest, source, context / containerfile.REQUIREMENTS_DIR)
-        _stage_source(source, context / containerfile.SOURCE_DIR)
+        stage_source(source, context / containerfile.SOURCE_DIR)
         labels = image_labels(manifest, base)
         ca_bundle = settings.pip_ca_bundle()
         spec = containerfile.ContainerfileSpec(base_image=base, labels=labels, ca_secret=ca_bundle is not None)
@@ -139,38 +119,6 @@ def image_labels(manifest: Manifest, base: str, now: datetime | None = None) -> 
     return labels
 
 
-def requirements_text(manifest: Manifest) -> str:
-    """``requirements.txt`` of the image: the model's pins (not Legion itself) and Legion's own requirements."""
-    model_pins = [f"{name}=={version}" for name, version in sorted(manifest.requirements.items())
-                  if _normal(name) != "legion"]  # fmt: skip
-    legion_needs = [req for req in importlib.metadata.requires("legion") or []
-                    if "extra ==" not in req and _normal(_name_of(req)) not in NOT_FOR_SERVING]  # fmt: skip
-    return "\n".join([*model_pins, *legion_needs]) + "\n"
-
-
-def constraints_text(manifest: Manifest, source: LegionSource) -> str:
-    """This checkout's ``constraints.txt`` without the packages the model pins (the model's versions win)."""
-    path = source.root / "constraints.txt"
-    if not path.is_file():
-        return ""
-    pinned = {_normal(name) for name in manifest.requirements}
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        found = _PIN.match(line.strip())
-        if found and _normal(found.group(1)) not in pinned:
-            kept.append(line.strip())
-    return "\n".join(kept) + "\n"
-
-
-def _name_of(requirement: str) -> str:
-    found = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
-    return found.group(0) if found else requirement
-
-
-def _normal(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _stage_model(model_path: Path, into: Path) -> Manifest:
     source = model_path.expanduser()
     if source.is_dir():
@@ -189,18 +137,10 @@ def _stage_model(model_path: Path, into: Path) -> Manifest:
 
 
 def _stage_requirements(manifest: Manifest, source: LegionSource, into: Path) -> None:
+    needs = ModelNeeds.of_manifest(manifest)
     into.mkdir()
-    (into / "requirements.txt").write_text(requirements_text(manifest), encoding="utf-8")
-    (into / "constraints.txt").write_text(constraints_text(manifest, source), encoding="utf-8")
-
-
-def _stage_source(source: LegionSource, into: Path) -> None:
-    into.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copyfile(source.root / name, into / name)
-    shutil.copytree(
-        source.root / "legion", into / "legion", ignore=shutil.ignore_patterns(*_SKIPPED_SOURCE, "*.pyc", "*.egg-info")
-    )
+    (into / "requirements.txt").write_text(requirements_text(needs), encoding="utf-8")
+    (into / "constraints.txt").write_text(constraints_text(needs, source), encoding="utf-8")
 
 
 def _settle(context: Path) -> None:

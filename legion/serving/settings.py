@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from legion.core.logs import LogFormat
 from legion.core.settings import LegionSettings
+from legion.environments.settings import EnvironmentSettings
 
 
 class ServerSettings(LegionSettings):
@@ -43,6 +44,12 @@ class ServerSettings(LegionSettings):
     """Refuse a model whose Python or pinned package versions differ from this environment's. Otherwise a
     difference is a warning, and the model is refused only when it fails to load or to predict on its input
     example (``legion.model.loader``)."""
+    env_manager: Literal["local", "virtualenv"] = "local"
+    """Where the model runs, as ``mlflow models serve --env-manager`` says: ``local``, this environment (versions
+    that differ warn); ``virtualenv``, the model's own virtualenv with its pinned requirements and Legion's serving
+    runtime, made with uv once and reused (``legion.environments``), in which ``legion serve`` starts again."""
+    environments: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
+    """Where models' virtualenvs are kept and which uv makes them (``LEGION_ENVS_CACHE_DIR``, ``LEGION_ENVS_UV``)."""
     properties: dict[str, Any] = Field(default_factory=dict)
     """Initial values of model properties, overriding the ones saved with the model."""
     log_level: str = "info"

@@ -45,11 +45,12 @@ def cli_token(data_dir: Path, role: str) -> str:
     return done.stdout.strip()
 
 
-def start_api(data_dir: Path, *extra: str) -> ServerProcess:
-    """The API, allowed to read host paths in the tests' temporary trees (models, code, data) and the checkout."""
+def start_api(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """The API, allowed to read host paths in the tests' temporary trees (models, code, data) and the checkout;
+    ``env`` adds variables (``LEGION_ENVS_CACHE_DIR``)."""
     command = [sys.executable, "-m", "legion", "api", "--port", "0", "--data-dir", str(data_dir), *extra]
     roots = json.dumps([tempfile.gettempdir(), str(data_dir.parent), str(Path.cwd())])
-    server = ServerProcess(data_dir, command=command, env={"LEGION_API_ALLOWED_ROOTS": roots})
+    server = ServerProcess(data_dir, command=command, env={"LEGION_API_ALLOWED_ROOTS": roots, **(env or {})})
     server.wait_ready(path="/health")
     return server
 

@@ -692,6 +692,29 @@ def test_check_references_holds_a_packaging_to_its_integration_schema() -> None:
     assert "docker-push, docker-pull" in problems["spec.targets.1.name"]
 
 
+def test_packaging_arguments_are_held_to_the_type_and_choices_of_their_schema() -> None:
+    schema = {"type": "object", "additionalProperties": False, "properties": {
+        "envManager": {"type": "string", "enum": ["local", "virtualenv"]},
+        "workers": {"type": ["integer", "null"]}, "flavor": {"const": "local"}}}  # fmt: skip
+    integration = parse_resource({"kind": "PackagingIntegration", "id": "local",
+                                  "spec": {"entrypoint": "legion model package", "schema": {"arguments": schema}}})  # fmt: skip
+
+    def problems(arguments: dict[str, Any]) -> dict[str, str]:
+        spec = {"artifactName": "m-1", "integrationName": "local", "arguments": arguments}
+        packaging = parse_resource({"kind": "ModelPackaging", "id": "p", "spec": spec})
+        return check_references(packaging, lambda kind, ident: integration)
+
+    assert problems({"envManager": "virtualenv", "workers": None, "flavor": "local"}) == {}
+    assert problems({"envManager": "conda", "workers": True, "flavor": "image"}) == {
+        "spec.arguments.envManager": "'conda' is not one of 'local', 'virtualenv' (the schema of 'local')",
+        "spec.arguments.workers": "True is not of type integer or null (the schema of 'local')",
+        "spec.arguments.flavor": "'image' is not 'local' (the schema of 'local')",
+    }
+    assert problems({"envManager": 1}) == {
+        "spec.arguments.envManager": "1 is not of type string (the schema of 'local')"
+    }
+
+
 # --- the kinds table -------------------------------------------------------------------------------------------
 
 

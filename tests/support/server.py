@@ -39,7 +39,9 @@ class ServerProcess:
         global_args: Sequence[str] = (),
         *,
         command: Sequence[str] | None = None,
+        startup_deadline_s: float = STARTUP_DEADLINE_S,
     ) -> None:
+        self.startup_deadline_s = startup_deadline_s
         if command is None:
             command = [sys.executable, "-m", "legion", *global_args, "serve", str(model), "--port", "0", *args]
         self.process = subprocess.Popen(
@@ -74,7 +76,7 @@ class ServerProcess:
             self.stderr_lines.append(line)
 
     def _read_url(self) -> str:
-        end = time.monotonic() + STARTUP_DEADLINE_S
+        end = time.monotonic() + self.startup_deadline_s
         while time.monotonic() < end:
             try:
                 line = self._lines.get(timeout=0.1)
@@ -118,9 +120,16 @@ class ServerProcess:
 
 
 @contextmanager
-def serving(model: Path, args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
-    """A ready server for the ``with`` block, stopped (SIGTERM, by PID) after it."""
-    server = ServerProcess(model, args, env)
+def serving(
+    model: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    *,
+    startup_deadline_s: float = STARTUP_DEADLINE_S,
+) -> Iterator[ServerProcess]:
+    """A ready server for the ``with`` block, stopped (SIGTERM, by PID) after it; ``startup_deadline_s`` is how long
+    it may take to print its address (longer for one that first makes the model's virtualenv)."""
+    server = ServerProcess(model, args, env, startup_deadline_s=startup_deadline_s)
     try:
         server.wait_ready()
         yield server

@@ -6,6 +6,11 @@ its training waits in ``scheduling`` until the model is there. The integration's
 output directory as its last two arguments and the packaging's ``arguments`` as ``$LEGION_PACKAGING_ARGUMENTS``
 (JSON). On success the package is copied to ``packages/<id>`` and named in ``results`` (``package``), which is what a
 ModelDeployment's ``image`` takes on the local runtime.
+
+The argument ``envManager`` says where the packager runs: ``local`` (the default), with the API's own Python;
+``virtualenv``, in the model's own virtualenv, made first (``EnvironmentBuilds``, the packaging waits in
+``scheduling`` meanwhile). A ``legion model package`` run there records the virtualenv in the package, and the
+local runtime runs the package's replicas with it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import shutil
 from pathlib import Path
 from typing import Final
 
+from legion.api.reconcile.environments import EnvironmentBuilds
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
 from legion.api.reconcile.outcomes import Done, Outcome, Retry
 from legion.api.runtime.base import PermanentRuntimeError
@@ -32,6 +38,10 @@ from legion.core.resources import (
 )
 
 WAIT_FOR_ARTIFACT_S: Final = 2.0
+ENV_MANAGERS: Final = ("local", "virtualenv")
+BUILDING: Final = (
+    "making the model's virtualenv (envManager: virtualenv); the first one for its requirements takes a while"
+)
 
 
 class PackagingController(JobController):
@@ -41,11 +51,23 @@ class PackagingController(JobController):
     products = "results"
 
     def __init__(
-        self, store: ResourceStore, jobs: LocalJobs, *, models_dir: Path, packages_dir: Path, poll_s: float = 1.0
+        self,
+        store: ResourceStore,
+        jobs: LocalJobs,
+        *,
+        models_dir: Path,
+        packages_dir: Path,
+        environments: EnvironmentBuilds,
+        poll_s: float = 1.0,
     ) -> None:
         super().__init__(store, jobs, poll_s=poll_s)
         self.models_dir = models_dir
         self.packages_dir = packages_dir
+        self.environments = environments
+
+    async def remove(self, ident: str) -> bool:
+        self.environments.forget(f"{ident}@")
+        return await super().remove(ident)
 
     async def _finish(self, stored: StoredResource, observation: JobObservation) -> Outcome:
         assert observation.model_dir is not None
@@ -73,9 +95,18 @@ class PackagingController(JobController):
                     f"the local runtime runs 'legion ...' packagers; {spec.integration_name!r} has entrypoint "
                     f"{integration.spec.entrypoint!r}"
                 )
+            manager = spec.arguments.get("envManager", "local")
+            if manager not in ENV_MANAGERS:
+                raise PermanentRuntimeError(f"envManager must be one of {', '.join(ENV_MANAGERS)}, not {manager!r}")
+            python: str | None = None
+            if manager == "virtualenv":
+                environment = self.environments.poll(f"{stored.id}@{stored.generation}", artifact)
+                if environment is None:
+                    return Retry(self.poll_s, StatusPatch(ModelPackagingStatus(state="scheduling", message=BUILDING)))
+                python = str(environment.python)
             argv = ["-m", "legion", *command[1:], str(artifact), "{output}"]
             env = {"LEGION_PACKAGING_ID": stored.id, "LEGION_PACKAGING_ARGUMENTS": json.dumps(spec.arguments)}
-            await self.jobs.start_packaging(stored.id, argv, env, inputs=(artifact,))
+            await self.jobs.start_packaging(stored.id, argv, env, inputs=(artifact,), python=python)
         except STARTUP_ERRORS as exc:
             return self._not_started(stored, exc)
         return self._started(stored)

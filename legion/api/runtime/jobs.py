@@ -183,14 +183,23 @@ class LocalJobs:
         await self._start(TRAININGS, training_id, cwd, [spec.entrypoint, *arguments], env)
 
     async def start_packaging(
-        self, packaging_id: str, argv: list[str], env: Mapping[str, str], *, inputs: Sequence[Path] = ()
+        self,
+        packaging_id: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        *,
+        inputs: Sequence[Path] = (),
+        python: str | None = None,
     ) -> None:
         """Start ``python <argv>`` for a packaging (``{output}`` in ``argv`` is its output directory); its product
         is a directory holding ``PACKAGE_MANIFEST_NAME``. ``inputs`` are the paths it reads (the model it packs),
-        readable in the sandbox. Does nothing if it was started before."""
+        readable in the sandbox; ``python`` runs it instead of the runtime's own (the model's virtualenv). Does
+        nothing if it was started before."""
         directory = self._directory(packaging_id, PACKAGINGS)
         arguments = [a.replace(OUTPUT_PLACEHOLDER, str(directory / OUTPUT_NAME)) for a in argv]
-        await self._start(PACKAGINGS, packaging_id, None, arguments, child_environment(env), tuple(inputs))
+        await self._start(
+            PACKAGINGS, packaging_id, None, arguments, child_environment(env), tuple(inputs), python=python
+        )
 
     async def _start(  # noqa: PLR0917  # one private step of the two start_* above
         self,
@@ -200,8 +209,11 @@ class LocalJobs:
         argv: list[str],
         env: dict[str, str],
         inputs: tuple[Path, ...] = (),
+        *,
+        python: str | None = None,
     ) -> None:
         directory = self._directory(job_id, kind)
+        python = python or self.python
         async with self._directories[kind].lock(job_id):
             if (directory / STATE_NAME).exists():
                 return
@@ -213,7 +225,7 @@ class LocalJobs:
             (directory / METRICS_NAME).touch()
             cwd = cwd or scratch
             mounts = Mounts(cwd=cwd, scratch=scratch, writable=(output, directory / METRICS_NAME), readable=inputs)
-            command, env = self.sandbox.wrap([self.python, *argv], mounts, env)
+            command, env = self.sandbox.wrap([python, *argv], mounts, env)
             pid = launch(
                 command, env, python=self.python, cwd=cwd, log_path=directory / LOG_NAME,
                 exit_path=directory / EXIT_CODE_NAME,
@@ -222,7 +234,7 @@ class LocalJobs:
                 training_id=job_id,
                 pid=pid,
                 started_at=time.time(),
-                command=[self.python, *argv],
+                command=[python, *argv],
                 cwd=str(cwd),
                 output_dir=str(output),
             )

@@ -3,7 +3,8 @@
 The reconcile loop calls ``apply_deployment`` again and again; each call looks at what runs, starts what is
 missing, stops what is extra or out of date, and returns at once (a replica that is still loading is reported as
 not available, never waited for). ``spec.image`` is taken as a model path here: a Legion model directory, a
-``.zip`` or an MLflow model directory, relative to ``model_root``.
+``.zip``, an MLflow model directory or a local package, relative to ``model_root``. A package that records the
+model's own virtualenv (``envManager: virtualenv``) is served by that virtualenv's Python.
 
 Why it is shaped this way:
 
@@ -17,8 +18,8 @@ Why it is shaped this way:
 - Everything known about a deployment is in ``WORK_DIR/deployments/<id>/state.json`` (written to a temporary
   file, then renamed, after every change), so a new runtime over the same directory adopts what runs::
 
-      {"version": 1, "specHash": "…", "modelPath": "/abs/model", "nextReplica": 3, "failedReason": null,
-       "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
+      {"version": 1, "specHash": "…", "modelPath": "/abs/model", "python": null, "nextReplica": 3,
+       "failedReason": null, "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
                      "modelPath": "/abs/model", "logOffset": 0, "startedAt": 1767000000.0,
                      "everReady": true, "failures": 0}]}
 
@@ -74,6 +75,7 @@ from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import ModelFormatError
 from legion.core.resources import ModelDeploymentSpec
 from legion.model import MANIFEST_NAME
+from legion.model.package import package_python
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,8 @@ class _Deployment(_StateModel):
     version: int = STATE_VERSION
     spec_hash: str
     model_path: str
+    python: str | None = None
+    """The Python that runs ``-m legion serve`` (the package's virtualenv); None: the runtime's own."""
     next_replica: int = 1
     failed_reason: str | None = None
     replicas: list[_Replica] = []
@@ -152,13 +156,15 @@ class LocalRuntime:
     async def apply_deployment(self, deployment_id: str, spec: ModelDeploymentSpec) -> DeploymentObservation:
         """Start, replace or stop replicas towards ``spec.min_replicas`` and report what runs now."""
         model_path = self._model_path(spec.image)
-        spec_hash = self._spec_hash(spec, model_path)
+        python = self._python_for(model_path)
+        spec_hash = self._spec_hash(spec, model_path, python)
         async with self._deployments.lock(deployment_id):
-            state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path)
+            state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path, python=python)
             if spec.min_replicas == 0:
                 state.failed_reason = None  # scaling to zero always converges, and lets a failed model retry later
             if state.spec_hash != spec_hash:
                 state.spec_hash, state.model_path, state.failed_reason = spec_hash, model_path, None
+                state.python = python
             elif state.failed_reason is not None:
                 raise PermanentRuntimeError(state.failed_reason)
             try:
@@ -298,7 +304,8 @@ class LocalRuntime:
         offset = log_path.stat().st_size if log_path.exists() else 0
         scratch = directory / f"tmp-{number}"
         scratch.mkdir(exist_ok=True)
-        argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
+        python = state.python or self.python
+        argv = [python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
         mounts = Mounts(cwd=scratch, scratch=scratch, readable=(Path(state.model_path),))
         command, env = self.sandbox.wrap(argv, mounts, child_environment())
         pid = launch(command, env, python=self.python, cwd=scratch, log_path=log_path)
@@ -344,10 +351,22 @@ class LocalRuntime:
             raise PermanentRuntimeError(f"image {image!r} is not a model path on this machine ({path} does not exist)")
         return str(path.absolute())
 
-    def _spec_hash(self, spec: ModelDeploymentSpec, model_path: str) -> str:
+    def _python_for(self, model_path: str) -> str:
+        """The Python that serves ``model_path``: its package's virtualenv when it records one, else the runtime's."""
+        recorded = package_python(Path(model_path))
+        if recorded is None:
+            return self.python
+        if not recorded.exists():
+            raise PermanentRuntimeError(
+                f"the package {model_path} runs in the model's virtualenv {recorded.parent.parent}, which is gone; "
+                "run its packaging again to make it"
+            )
+        return str(recorded)
+
+    def _spec_hash(self, spec: ModelDeploymentSpec, model_path: str, python: str) -> str:
         """What a replica is made of; replica counts and probe delays are not part of it."""
         resources = spec.resources.model_dump(mode="json", by_alias=True) if spec.resources else None
-        fields = {"modelPath": model_path, "resources": resources, "python": self.python, "host": self.host}
+        fields = {"modelPath": model_path, "resources": resources, "python": python, "host": self.host}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     def _directory(self, deployment_id: str) -> Path:

@@ -185,7 +185,8 @@ def _packaging_problems(
     packaging: ModelPackaging, integration: PackagingIntegration, lookup: Callable[[str, str], Resource | None]
 ) -> dict[str, str]:
     """A packaging against its integration's schema: targets (names, required ones, connection types) and
-    arguments (required names; unknown names when the schema says ``additionalProperties: false``)."""
+    arguments (required names; unknown names when the schema says ``additionalProperties: false``; each given
+    value against its property's ``type``, ``enum`` and ``const``)."""
     problems: dict[str, str] = {}
     schema = integration.spec.schema_
     known = {t.name: t for t in schema.targets}
@@ -211,11 +212,42 @@ def _packaging_problems(
         if name not in packaging.spec.arguments:
             problems[f"spec.arguments.{name}"] = f"required by {integration.id!r}"
     properties = arguments.get("properties", {})
-    if arguments.get("additionalProperties") is False:
-        for name in packaging.spec.arguments:
-            if name not in properties:
+    for name, value in packaging.spec.arguments.items():
+        if name not in properties:
+            if arguments.get("additionalProperties") is False:
                 problems[f"spec.arguments.{name}"] = f"{integration.id!r} takes no argument {name!r}"
+            continue
+        problem = _value_problem(value, properties[name])
+        if problem is not None:
+            problems[f"spec.arguments.{name}"] = f"{problem} (the schema of {integration.id!r})"
     return problems
+
+
+_JSON_TYPES: Mapping[str, Callable[[Any], bool]] = MappingProxyType({
+    "string": lambda v: isinstance(v, str),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "null": lambda v: v is None,
+})  # fmt: skip
+
+
+def _value_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
+    """Why ``value`` does not fit the JSON Schema ``schema`` by its ``type``, ``enum`` and ``const`` (the keywords
+    an integration's arguments use to name their choices); None when it fits."""
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else list(types) if isinstance(types, list) else []
+    known = [t for t in names if t in _JSON_TYPES]
+    if known and not any(_JSON_TYPES[t](value) for t in known):
+        return f"{value!r} is not of type {' or '.join(known)}"
+    choices = schema.get("enum")
+    if isinstance(choices, list) and value not in choices:
+        return f"{value!r} is not one of {', '.join(repr(c) for c in choices)}"
+    if "const" in schema and value != schema["const"]:
+        return f"{value!r} is not {schema['const']!r}"
+    return None
 
 
 def check_references(resource: Resource, lookup: Callable[[str, str], Resource | None]) -> dict[str, str]:
