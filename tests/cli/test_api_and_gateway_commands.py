@@ -92,25 +92,20 @@ def test_the_gateway_checks_tokens_with_the_key_of_its_data_directory(
         gateway.stop()
 
 
-@pytest.mark.parametrize("service", ["api", "gateway"])
+@pytest.mark.parametrize("service", ["api", "gateway", "gateway-workers"])
 def test_ctrl_c_stops_a_service_with_status_0_and_no_message(service: str, tmp_path: Path) -> None:
     routing = tmp_path / "routing.json"
     routing.write_text(json.dumps({"etag": "1", "deployments": [], "routes": [], "revokedTokens": []}))
-    options = {
-        "api": ["--data-dir", str(tmp_path / "legion"), "--runtime", "none"],
-        "gateway": [
-            "--routing-file",
-            str(routing),
-            "--no-auth",
-            "--log-dir",
-            str(tmp_path / "logs"),
-            "--log-buffer-dir",
-            str(tmp_path / "buffer"),
-        ],
+    gateway_options = ["--routing-file", str(routing), "--no-auth", "--log-dir", str(tmp_path / "logs"),
+                       "--log-buffer-dir", str(tmp_path / "buffer")]  # fmt: skip
+    command, *options = {
+        "api": ["api", "--data-dir", str(tmp_path / "legion"), "--runtime", "none"],
+        "gateway": ["gateway", *gateway_options],
+        "gateway-workers": ["gateway", "--workers", "2", *gateway_options],  # the supervisor passes SIGINT on
     }[service]
-    server = ServerProcess(routing, command=[sys.executable, "-m", "legion", service, "--port", "0", *options])
+    server = ServerProcess(routing, command=[sys.executable, "-m", "legion", command, "--port", "0", *options])
     try:
-        server.wait_ready(path="/health" if service == "api" else "/healthcheck")
+        server.wait_ready(path="/health" if command == "api" else "/healthcheck")
         server.process.send_signal(signal.SIGINT)
         code = server.process.wait(STOP_DEADLINE_S)
     finally:
