@@ -1,4 +1,9 @@
-"""``legion gateway``: run the gateway (Legion's EDGE) in front of the models of a management API."""
+"""``legion gateway``: run the gateway (Legion's EDGE) in front of the models of a management API.
+
+``--data-dir`` names the API's data directory once, for the three things the gateway keeps or reads there (the
+keys file, the prediction logs and their buffer); an option of its own still wins. Ctrl-C is the way to stop it in a
+terminal, so a stop by SIGINT ends with status 0 and no message, as a stop by SIGTERM does.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,12 @@ from legion.cli.options import given_options, service_logging, settings_from_opt
 @click.option("--api-token", default=None, help="API token for the routing (default: signed with the keys file).")
 @click.option("--routing-file", type=click.Path(path_type=Path), default=None,
               help="Take the routing from this JSON file instead of an API (re-read when it changes).")  # fmt: skip
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The API's data directory: its keys.json, and the logs/ and gateway/buffer/ of the gateway.",
+)
 @click.option("--keys-file", type=click.Path(path_type=Path), default=None,
               help="The API's keys.json, whose tokenSecret signs model tokens (~/.legion/keys.json).")  # fmt: skip
 @click.option("--jwks-url", default=None, help="Check RS256 tokens with this identity provider's JWKS instead.")
@@ -47,5 +58,21 @@ def gateway(ctx: click.Context, /, **_: Any) -> None:
     for flag in ("auth", "prediction_log"):
         if flag in values:
             values[flag] = not values[flag]
+    data_dir: Path | None = values.pop("data_dir", None)
+    if data_dir is not None:
+        values = {**in_data_dir(data_dir), **values}
     settings = settings_from_options(GatewaySettings, {**values, **service_logging(ctx.obj)})
-    raise SystemExit(run(settings, announce=click.echo))
+    try:
+        code = run(settings, announce=click.echo)
+    except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl-C, then raises the signal again for its caller
+        code = 0
+    raise SystemExit(code)
+
+
+def in_data_dir(data_dir: Path) -> dict[str, Path]:
+    """The gateway's files in an API's data directory, as the settings of its options."""
+    return {
+        "keys_file": data_dir / "keys.json",
+        "log_dir": data_dir / "logs",
+        "log_buffer_dir": data_dir / "gateway" / "buffer",
+    }

@@ -6,6 +6,7 @@ import click
 
 from legion import __version__
 from legion.cli.api_cmd import api
+from legion.cli.config_cmd import config
 from legion.cli.gateway_cmd import gateway
 from legion.cli.model import model
 from legion.cli.options import given_options
@@ -47,6 +48,7 @@ def cli(ctx: click.Context, verbose: bool, log_format: LogFormat) -> None:
 
 cli.add_command(serve)
 cli.add_command(api)
+cli.add_command(config)
 cli.add_command(gateway)
 for command in [*COMMANDS, *SHORTCUTS]:
     cli.add_command(command)

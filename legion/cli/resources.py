@@ -1,4 +1,4 @@
-"""Resource commands: ``login``, ``config``, ``get``, ``describe``, ``create -f``, ``apply -f``, ``delete`` and
+"""Resource commands: ``login``, ``get``, ``describe``, ``create -f``, ``apply -f``, ``delete`` and
 ``token create``, with Legion's short kind names (``conn``, ``ti``, ``pi``, ``train``, ``pack``, ``dep``, ``route``).
 
 Files are checked here first (YAML syntax and every field, naming the document), so a bad file changes nothing
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from legion.cli.config import ClientSettings, read_config, resolve, save_context, write_config
+from legion.cli.config import ClientSettings, Context, resolve, save_context
 from legion.cli.output import render
 from legion.cli.waiting import timeout_option, wait_for, wait_option
 from legion.client import LegionClient
@@ -99,35 +99,8 @@ def login(url: str, token: str | None, name: str, gateway: str | None) -> None:
     """Check that the API answers with this token, then save it as the current context."""
     with LegionClient(url, token) as session:
         session.list("/model/deployment", size=1)
-    save_context(ClientSettings().config_file, name, url, token, gateway)
+    save_context(ClientSettings().config_file, name, Context(url, token, gateway))
     click.echo(f"logged in to {url} as context {name!r}")
-
-
-@click.group("config")
-def config() -> None:
-    """Show or switch the CLI's contexts."""
-
-
-@config.command("view")
-def config_view() -> None:
-    """Print the contexts (tokens masked)."""
-    data = read_config(ClientSettings().config_file)
-    for name, context in sorted(data["contexts"].items()):
-        marker = "*" if name == data.get("current") else " "
-        click.echo(f"{marker} {name}\t{context.get('url')}\t{'token: *****' if context.get('token') else 'no token'}")
-
-
-@config.command("use")
-@click.argument("name")
-def config_use(name: str) -> None:
-    """Make NAME the current context."""
-    path = ClientSettings().config_file
-    data = read_config(path)
-    if name not in data["contexts"]:
-        raise InvalidInputError(f"no context {name!r}; known: {', '.join(sorted(data['contexts'])) or 'none'}")
-    data["current"] = name
-    write_config(path, data)
-    click.echo(f"using context {name!r}")
 
 
 @click.command()
@@ -244,4 +217,4 @@ def logs(kind: str, resource_id: str, follow: bool) -> None:
             click.echo(line)
 
 
-COMMANDS = [login, config, get, describe, create, apply, delete, logs, token]
+COMMANDS = [login, get, describe, create, apply, delete, logs, token]

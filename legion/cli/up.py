@@ -2,10 +2,20 @@
 
 It starts ``legion api`` (SQLite in the data directory, the local runtime, auth on unless ``--dev``) and
 ``legion gateway`` (following the API's routing, checking model tokens signed with the API's key) as child
-processes, saves a ``local`` CLI context for them, applies the manifests (by default the census example: training →
-packaging → deployment), waits for each object in file order, and prints a ready-to-paste ``curl`` through the
-gateway with a model token. Ctrl-C (or SIGTERM) stops the gateway, the API and the replicas it started; the objects
-stay in the database, so the next ``legion up`` brings the same deployments back without training again.
+processes (``legion.cli.children``), saves a CLI context for them, applies the manifests (by default the census
+example: training → packaging → deployment), waits for each object in file order, and prints a ready-to-paste
+``curl`` through the gateway with a model token.
+
+Then it watches: the API or the gateway that dies is started again on the same port, after a backoff
+(``UpSettings.restart``, a ``legion.hosting.supervisor.RestartPolicy``); the gateway serves the routing it last saw
+while the API is away, and the new API adopts the running replicas. One that keeps dying ends ``legion up`` with
+the reason. Ctrl-C (SIGINT, or SIGTERM, SIGHUP) stops the gateway, the API and the replicas it started, and ends
+with status 0: it is how the platform is meant to stop. The objects stay in the database, so the next
+``legion up`` brings the same deployments back without training again.
+
+The CLI context is ``local`` for ``~/.legion`` and ``local-<dir>`` for another data directory. It becomes the
+current context only with ``--use-context`` or when no other context is current, so a second platform never takes
+the first one's place unasked; ``legion config use-context NAME`` switches later.
 
 ``--prometheus`` also runs a real Prometheus (``legion.cli.prometheus``) that scrapes the API, the gateway and every
 replica (found through the API's service discovery, so it follows deployments), with its data in
@@ -17,6 +27,7 @@ service package.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -24,24 +35,41 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
-from legion.cli.config import ClientSettings, save_context
+from legion.cli.children import ServiceChild, Supervision, spawn
+from legion.cli.config import ClientSettings, Context, platform_context_name, read_config, save_context
+from legion.cli.options import settings_from_options
 from legion.cli.prometheus import PrometheusServer, PrometheusSettings, find_binary, write_config
 from legion.cli.resources import read_file
 from legion.cli.waiting import wait_for
 from legion.client import LegionClient
 from legion.core.errors import InvalidInputError, UnavailableError
 from legion.core.resources import find_kind
-from legion.core.settings import legion_home
+from legion.core.settings import LegionSettings, legion_home
+from legion.hosting.supervisor import RestartPolicy
 
 EXAMPLE = Path("examples/census_income/legion.yaml")
-START_TIMEOUT_S = 120.0
+WATCH_INTERVAL_S = 0.2
+"""How often the children are checked once the platform runs."""
+
+
+class UpSettings(LegionSettings):
+    """What the environment tells ``legion up`` beyond its options."""
+
+    model_config = SettingsConfigDict(env_prefix="LEGION_UP_", env_nested_delimiter="__", extra="ignore", frozen=True)
+
+    restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    """How the management API and the gateway are restarted when they die (``LEGION_UP_RESTART__INITIAL_DELAY_S``,
+    ``__MAX_DELAY_S``, ``__RESET_AFTER_S``, ``__MAX_RAPID_FAILURES``)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +77,7 @@ class LocalPlatform:
     """What ``legion up`` starts and how: the options of the command, as one value its steps share."""
 
     data_dir: Path
-    """Database, keys, models and packages (``~/.legion`` by default)."""
+    """Database, keys, models and packages (``$LEGION_DATA_DIR``, else ``~/.legion``)."""
     api_port: int = 5080
     """Port of the management API (0 picks a free one)."""
     gateway_port: int = 5090
@@ -64,10 +92,14 @@ class LocalPlatform:
     """Port of Prometheus (0 picks a free one)."""
     prometheus_binary: Path | None = None
     """The prometheus executable (default: ``$LEGION_PROMETHEUS_BINARY``, PATH, then ``.cache/prometheus``)."""
+    context: str | None = None
+    """Name of the CLI context to save (default: ``local``, or ``local-<dir>`` for another data directory)."""
+    use_context: bool = False
+    """Make that context the current one even when another is."""
 
 
 @click.command()
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None, show_default="~/.legion",
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None, show_default="$LEGION_DATA_DIR, ~/.legion",
               help="Database, keys, models and packages.")  # fmt: skip
 @click.option("--port", "api_port", type=int, default=5080, show_default=True, help="API port (0 picks a free one).")
 @click.option("--gateway-port", type=int, default=5090, show_default=True, help="Gateway port (0: a free one).")
@@ -83,9 +115,12 @@ class LocalPlatform:
     default=None,
     help="The prometheus executable (default: $LEGION_PROMETHEUS_BINARY, PATH, then .cache/prometheus).",
 )
+@click.option("--context", default=None, help="Name of the CLI context to save (default: local, or local-<dir>).")
+@click.option("--use-context", is_flag=True, help="Make that context current even when another one is.")
 def up(manifests: tuple[str, ...], data_dir: Path | None, **options: Any) -> None:
     """Run the platform locally and deploy the example (or the given manifests); Ctrl-C stops it."""
     platform = LocalPlatform(data_dir=data_dir or legion_home(), **options)
+    settings = settings_from_options(UpSettings, {})
     files = list(manifests) or ([str(EXAMPLE)] if EXAMPLE.is_file() else [])
     if not files:
         raise InvalidInputError(f"no manifests given and no {EXAMPLE} here; run from the repository root or pass -f")
@@ -93,23 +128,21 @@ def up(manifests: tuple[str, ...], data_dir: Path | None, **options: Any) -> Non
     binary = (  # before starting anything
         find_binary(platform.prometheus_binary, PrometheusSettings()) if platform.prometheus else None
     )
-    api = _start_api(platform)
-    gateway: _Child | None = None
+    stopping = _on_stop_signals()
+    api = ServiceChild("api", "the management API", functools.partial(_launch_api, platform, None), platform.api_port)
+    gateway: ServiceChild | None = None
     scraper: PrometheusServer | None = None
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
     try:
+        api.start()
         url = api.url
-        gateway = _start_gateway(platform, url)
+        gateway = ServiceChild("gateway", "the gateway", functools.partial(_launch_gateway, platform, url),
+                               platform.gateway_port)  # fmt: skip
+        gateway.start()
+        api.launch = functools.partial(_launch_api, platform, gateway.url)  # a restarted API knows the gateway
         token = None if platform.dev else _token(platform.data_dir)
-        save_context(ClientSettings().config_file, "local", url, token, gateway.url)
-        click.echo(f"management API: {url}  gateway: {gateway.url}  (CLI context 'local' saved"
+        click.echo(f"management API: {url}  gateway: {gateway.url}  (pids: api {api.pid}, gateway {gateway.pid}"
                    f"{'; AUTH OFF' if platform.dev else ''})")  # fmt: skip
+        click.echo(save_platform_context(ClientSettings().config_file, platform, Context(url, token, gateway.url)))
         if binary is not None:
             scraper = _start_prometheus(binary, platform, url, gateway.url)
             click.echo(f"prometheus: {scraper.url}  (config {scraper.log_file.parent / 'prometheus.yml'})")
@@ -118,81 +151,69 @@ def up(manifests: tuple[str, ...], data_dir: Path | None, **options: Any) -> Non
             for deployment in deployed:
                 _print_call(session, deployment, gateway.url, platform.dev)
         click.echo("the platform runs; Ctrl-C stops it", err=True)
-        while (
-            api.process.poll() is None
-            and gateway.process.poll() is None
-            and (scraper is None or scraper.process.poll() is None)
-        ):
-            stopping.wait(0.5)
+        supervision = Supervision([api, gateway], settings.restart, time.monotonic())
+        while not stopping.is_set():
+            supervision.check(time.monotonic())
+            if scraper is not None and scraper.process.poll() is not None:
+                raise UnavailableError(
+                    f"prometheus exited with status {scraper.process.returncode}; see {scraper.log_file}"
+                )
+            stopping.wait(WATCH_INTERVAL_S)
     except KeyboardInterrupt:
-        click.echo("stopping", err=True)
+        pass  # a stop signal (_on_stop_signals): the way the platform is meant to stop, whatever was under way
     finally:
+        click.echo("stopping", err=True)
         if scraper is not None:
             scraper.stop()
         if gateway is not None:
             gateway.stop()
         api.stop()
-    if not stopping.is_set() and scraper is not None and scraper.process.returncode not in (0, -signal.SIGTERM):
-        raise UnavailableError(f"prometheus exited with status {scraper.process.returncode}; see {scraper.log_file}")
-    if not stopping.is_set() and api.process.returncode not in (0, -signal.SIGTERM):
-        raise UnavailableError(f"the management API exited with status {api.process.returncode}")
 
 
-class _Child:
-    """A service child (``legion api``, ``legion gateway``): its URL once it listens, its output passed through."""
+def _on_stop_signals() -> threading.Event:
+    """SIGINT, SIGTERM and SIGHUP stop the platform: the first raises ``KeyboardInterrupt`` wherever ``up`` is and
+    sets the event returned; later ones are ignored, so that the stop under way is not broken off."""
+    stopping = threading.Event()
 
-    def __init__(self, process: subprocess.Popen[str], label: str) -> None:
-        self.process = process
-        self.label = label
-        self._url: list[str] = []
-        self._ready = threading.Event()
-        threading.Thread(target=self._pump, daemon=True).start()
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            raise KeyboardInterrupt
 
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("listening on ") and not self._url:
-                self._url.append(line.removeprefix("listening on ").strip())
-                self._ready.set()
-            else:
-                click.echo(f"[{self.label}] {line.rstrip()}", err=True)
-        self._ready.set()
-
-    @property
-    def url(self) -> str:
-        if not self._ready.wait(START_TIMEOUT_S) or not self._url:
-            raise UnavailableError(f"legion {self.label} did not start (exit status {self.process.poll()})")
-        return self._url[0]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    return stopping
 
 
-def _start_api(platform: LocalPlatform) -> _Child:
-    command = [sys.executable, "-m", "legion", "api", "--port", str(platform.api_port),
+def save_platform_context(path: Path, platform: LocalPlatform, context: Context) -> str:
+    """Save the platform's CLI context in ``path``; it becomes current only if asked, or if no other context is
+    current. What was done, to print."""
+    name = platform.context or platform_context_name(path, platform.data_dir)
+    if save_context(
+        path, name, replace(context, data_dir=platform.data_dir.resolve()), make_current=platform.use_context
+    ):
+        return f"CLI context {name!r} saved and current"
+    current = read_config(path).get("current")
+    return (f"CLI context {name!r} saved; the current context stays {current!r} "
+            f"(switch with: legion config use-context {name})")  # fmt: skip
+
+
+def _launch_api(platform: LocalPlatform, gateway_url: str | None, port: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "legion", "api", "--port", str(port),
                "--data-dir", str(platform.data_dir), "--runtime", "local", "--stop-replicas-on-exit",
                *(["--dev"] if platform.dev else [])]  # fmt: skip
+    if gateway_url is None and platform.gateway_port:  # known before the gateway starts
+        gateway_url = f"http://127.0.0.1:{platform.gateway_port}"
     env = dict(os.environ)
-    if platform.gateway_port:  # known before the gateway starts: routes show their edgeUrl through it
-        env["LEGION_API_GATEWAY_URL"] = f"http://127.0.0.1:{platform.gateway_port}"
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    return _Child(process, "api")
+    if gateway_url is not None:  # routes show their edgeUrl through it
+        env["LEGION_API_GATEWAY_URL"] = gateway_url
+    return spawn(command, env)
 
 
-def _start_gateway(platform: LocalPlatform, api_url: str) -> _Child:
-    data_dir = platform.data_dir
-    command = [sys.executable, "-m", "legion", "gateway", "--port", str(platform.gateway_port), "--api-url", api_url,
-               "--keys-file", str(data_dir / "keys.json"), "--log-dir", str(data_dir / "logs"),
-               "--log-buffer-dir", str(data_dir / "gateway" / "buffer"),
-               *(["--no-auth"] if platform.dev else [])]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return _Child(process, "gateway")
+def _launch_gateway(platform: LocalPlatform, api_url: str, port: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "legion", "gateway", "--port", str(port), "--api-url", api_url,
+               "--data-dir", str(platform.data_dir), *(["--no-auth"] if platform.dev else [])]  # fmt: skip
+    return spawn(command)
 
 
 def _start_prometheus(binary: Path, platform: LocalPlatform, api_url: str, gateway_url: str) -> PrometheusServer:

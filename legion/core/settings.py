@@ -10,13 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-
-def legion_home() -> Path:
-    """``~/.legion``, the default data directory; a function, so the home directory is read when settings are built
-    (``Field(default_factory=...)``), never at import time."""
-    return Path.home() / ".legion"
 
 
 class LegionSettings(BaseSettings):
@@ -28,6 +23,20 @@ class LegionSettings(BaseSettings):
         extra="ignore",
         frozen=True,
     )
+
+
+class HomeSettings(LegionSettings):
+    """Where this installation keeps its data unless a command is told otherwise."""
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".legion")
+    """The data directory of every command (``LEGION_DATA_DIR``): ``legion api``'s database and keys, the gateway's
+    logs, ``legion up``'s platform. A service's own variable (``LEGION_API_DATA_DIR``) and ``--data-dir`` win."""
+
+
+def legion_home() -> Path:
+    """The default data directory: ``$LEGION_DATA_DIR``, else ``~/.legion``; a function, so the environment and the
+    home directory are read when settings are built (``Field(default_factory=...)``), never at import time."""
+    return HomeSettings().data_dir
 
 
 def nest(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,8 @@ way is written here once:
   ``--port 0`` works and is announced once), serve in this process with one worker, or start N worker processes
   on the port (``SO_REUSEPORT``) with the settings object handed to each, supervise them and aggregate their
   metrics through a Prometheus multiprocess directory;
+- ``supervisor.RestartPolicy`` (with ``Restarts``): when a process that died is started again (backoff, reset,
+  give up), as a value any supervisor applies (``legion up`` to its API and gateway);
 - ``metrics.exposition``: the Prometheus text of one registry, or of every worker in multiprocess mode.
 
 What does not belong here: anything a service decides (routes, what a worker does before it serves, which exit

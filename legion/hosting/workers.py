@@ -97,4 +97,8 @@ def _supervise_workers(
 
 
 def _worker(serve: Serve[S], settings: S, multiprocess_dir: str) -> None:
-    sys.exit(serve(settings, None, multiprocess_dir))
+    try:
+        code = serve(settings, None, multiprocess_dir)
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn stopped cleanly, then raised the signal again for its caller
+        code = 0
+    sys.exit(code)

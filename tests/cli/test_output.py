@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from legion.cli.config import ClientSettings, resolve, save_context
+from legion.cli.config import ClientSettings, Context, resolve, save_context
 from legion.cli.output import jsonpath, render
 from legion.core.errors import InvalidInputError
 
@@ -66,8 +66,8 @@ def test_formats() -> None:
 
 def test_contexts_resolve_file_then_environment(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
-    save_context(config, "laptop", "http://127.0.0.1:1111", "tok-1")
-    save_context(config, "prod", "http://127.0.0.1:2222", "tok-2")
+    save_context(config, "laptop", Context("http://127.0.0.1:1111", "tok-1"))
+    save_context(config, "prod", Context("http://127.0.0.1:2222", "tok-2"))
     assert config.stat().st_mode & 0o777 == 0o600  # tokens inside
     assert resolve(ClientSettings(config_file=config)).url == "http://127.0.0.1:2222"
     chosen = resolve(ClientSettings(config_file=config, context="laptop"))

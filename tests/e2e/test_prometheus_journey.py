@@ -10,13 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,9 +24,8 @@ from legion.client import LegionClient
 from legion.core.errors import NotFoundError
 from legion.model import ModelBuilder
 from tests.support.server import wait_until
+from tests.support.up import Up
 
-ROOT = Path(__file__).resolve().parents[2]
-START_DEADLINE_S = 180.0
 SCRAPE_DEADLINE_S = 90.0
 RATE = 'sum by (deployment, model, version) (rate(legion_model_requests_total{deployment="doubler"}[30s]))'
 
@@ -52,47 +44,6 @@ pytestmark = [
 ]
 
 
-class Up:
-    """``legion up`` as a child process; ``line(pattern)`` waits for a line of its output matching ``pattern``."""
-
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.seen: list[str] = []
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._pump, daemon=True)
-        self._reader.start()
-
-    def _pump(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-
-    def line(self, pattern: str) -> re.Match[str]:
-        end = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < end:
-            try:
-                line = self._lines.get(timeout=1.0)
-            except queue.Empty:
-                assert self.process.poll() is None, "legion up exited:\n" + "".join(self.seen)
-                continue
-            self.seen.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-        raise AssertionError(f"legion up printed no line matching {pattern!r}:\n" + "".join(self.seen))
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(90)
-        self._reader.join(5)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
-        return self.process.returncode
-
-
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
     builder = ModelBuilder("doubler", "1")
@@ -106,10 +57,10 @@ def manifest(tmp_path: Path) -> Path:
 @pytest.fixture
 def platform(tmp_path: Path, manifest: Path) -> Iterator[tuple[Up, Path]]:
     config = tmp_path / "cli.yaml"
-    command = [sys.executable, "-m", "legion", "up", "--prometheus", "--port", "0", "--gateway-port", "0",
-               "--prometheus-port", "0", "--data-dir", str(tmp_path / "legion"), "-f", str(manifest)]  # fmt: skip
+    args = ["--prometheus", "--port", "0", "--gateway-port", "0", "--prometheus-port", "0",
+            "--data-dir", str(tmp_path / "legion"), "-f", str(manifest)]  # fmt: skip
     roots = json.dumps([str(tmp_path)])  # the model is in the test's temporary tree
-    up = Up(command, {**os.environ, "LEGION_CONFIG_FILE": str(config), "LEGION_API_ALLOWED_ROOTS": roots})
+    up = Up(args, {**os.environ, "LEGION_CONFIG_FILE": str(config), "LEGION_API_ALLOWED_ROOTS": roots})
     try:
         yield up, config
     finally:
@@ -138,7 +89,8 @@ def test_prometheus_scrapes_every_component_and_has_the_models_request_rate(plat
     replicas = up.line(r"on replicas (.*)")[1].strip().split(", ")
     up.line(r"the platform runs")
 
-    admin = yaml.safe_load(config.read_text())["contexts"]["local"]["token"]
+    saved = yaml.safe_load(config.read_text())  # the first context of the file: the current one
+    admin = saved["contexts"][saved["current"]]["token"]
     with LegionClient(api, admin) as session:
         model_token = session.model_token([{"name": "doubler", "version": "1"}])["token"]
     invoke = f"{gateway}/model/doubler/api/model/invoke"

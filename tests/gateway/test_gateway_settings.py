@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from legion.cli.gateway_cmd import gateway
+from legion.cli.gateway_cmd import gateway, in_data_dir
 from legion.gateway.settings import FLAT_NAMES, GatewaySettings
 
 
@@ -55,8 +55,9 @@ def test_keywords_win_over_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_gateway_option_names_a_setting() -> None:
     # the command hands its options over by name; a name the settings do not know would be dropped silently
     inverted = {"no_auth", "no_prediction_log"}
-    names = {param.name for param in gateway.params} - inverted
+    names = {param.name for param in gateway.params} - inverted - {"data_dir"}
     assert names <= set(FLAT_NAMES) | set(GatewaySettings.model_fields)
+    assert set(in_data_dir(Path("x"))) <= names  # --data-dir stands for options of its own
     assert {"auth", "prediction_log"} <= set(FLAT_NAMES)
 
 
