@@ -2,8 +2,9 @@
 
 A look at a job object: ended for this generation → ``Done``; the spec changed since its run → the old run is
 removed and the object goes back to ``scheduling``; not started → ``_start`` (the kind's own preparation); running →
-look again after ``poll_s``; failed → ``failed`` with the exit code and the end of the log; succeeded → ``_finish``
-(the kind's own bookkeeping: register the model, keep the package).
+look again after ``poll_s``; failed → ``failed`` with the exit code and the end of the log in ``reason`` and the
+cause alone (the exit code, and the exception that ended a Python job) in ``message``; succeeded → ``_finish`` (the
+kind's own bookkeeping: register the model, keep the package).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class JobController(ABC):
         if observation.state == "running":
             return Retry(self.poll_s, StatusPatch(self.status_model(state="running", process_id=observation.pid)))
         if observation.state == "failed":
-            failed = self.status_model(state="failed", exit_code=observation.exit_code, reason=observation.reason)
+            failed = self.status_model(
+                state="failed", exit_code=observation.exit_code, reason=observation.reason, message=observation.cause
+            )
             return Failed(StatusPatch(failed))
         return await self._finish(stored, observation)
 
