@@ -91,7 +91,7 @@ def add_controllers(
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
     )
-    reconciler.add(PackagingController(store, jobs, models_dir=models_dir, packages_dir=packages_dir))
+    reconciler.add(PackagingController(store, registry, jobs, models_dir=models_dir, packages_dir=packages_dir))
     return jobs
 
 

@@ -51,9 +51,14 @@ class JobController(ABC):
             if not await self.remove(stored.id):
                 return Retry(self.poll_s)
             emptied: dict[str, Any] = {self.products: []}
+            # The reset status is of the new generation already: a later look must not take the run for the old
+            # one and remove it again (which would also forget what the kind noted for the new run's start).
             reset = StatusPatch(
-                self.status_model(state="scheduling", exit_code=None, process_id=None, message=None, **emptied)
-            )
+                self.status_model(
+                    state="scheduling", exit_code=None, process_id=None, message=None,
+                    observed_generation=stored.generation, **emptied,
+                )
+            )  # fmt: skip
             # go on from the reset status; the loop writes the reset and this step's own patch as one
             return after(reset, await self._look(replace(stored, status=reset.apply(stored.status))))
         return await self._look(stored)
