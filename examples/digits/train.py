@@ -1,6 +1,8 @@
 """Digit recognition: an image endpoint trained on scikit-learn's bundled 8x8 digits (nothing is downloaded).
 
-Run it as ``python examples/digits/train.py [--output DIR]``; the tests import it as a module too. The model
+Run it as ``python examples/digits/train.py [--output DIR] [--version V]`` (the version defaults to
+``$LEGION_MODEL_VERSION``, the ``model.version`` of a ModelTraining that runs it, else 1.0); the tests import it
+as a module too. The model
 takes one ``image`` column of encoded image bytes (PNG, JPEG, ...) and answers the ``digit`` it sees, e.g. 9
 for ``data/nine.png``, a 9 drawn by hand in black on white.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +35,8 @@ import legion.model
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "build" / "model"
+DEFAULT_VERSION = "1.0"
+VERSION_HELP = "model version to save (default: $LEGION_MODEL_VERSION, a ModelTraining's model.version; else 1.0)"
 SIDE = 8  # the training images are SIDE x SIDE cells
 MAX_INK = 16.0  # a cell full of ink
 INK_MEAN = 4.9  # mean cell of the training images, the same for every class (4.7 to 5.2)
@@ -131,9 +136,9 @@ def apply_function(model: SVC) -> Callable[[pd.DataFrame], dict[str, np.ndarray]
     return apply_func
 
 
-def export(model: SVC, output: Path, accuracy: float | None = None) -> Path:
+def export(model: SVC, output: Path, accuracy: float | None = None, version: str = DEFAULT_VERSION) -> Path:
     """Save ``model`` as the ``digits`` model: one ``image`` column in, ``digit`` out."""
-    legion.model.init("digits", "1.0")
+    legion.model.init("digits", version)
     legion.model.export(apply_function(model), {"image": "image"})
     if accuracy is not None:
         legion.model.send_metric("accuracy", accuracy)
@@ -144,14 +149,16 @@ def main(argv: list[str] | None = None) -> Path:
     """Train on 75 % of the digits, measure on the rest, save the model; returns where it was saved."""
     parser = argparse.ArgumentParser(description="Train and save the digit recognition model.")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="model directory or .zip to write")
+    parser.add_argument("--version", default=None, help=VERSION_HELP)
     args = parser.parse_args(argv)
+    version = args.version or os.environ.get("LEGION_MODEL_VERSION") or DEFAULT_VERSION
     images, labels = load_data()
     train_images, test_images, train_labels, test_labels = train_test_split(
         images, labels, test_size=0.25, random_state=0, stratify=labels
     )
     model = train(train_images, train_labels)
     accuracy = evaluate(model, test_images, test_labels)
-    saved = export(model, args.output, accuracy=accuracy)
+    saved = export(model, args.output, accuracy=accuracy, version=version)
     print(f"held-out accuracy {accuracy:.4f}; saved {saved}")
     return saved
 

@@ -94,7 +94,9 @@ def add_controllers(
     )
     environments = EnvironmentBuilds(settings.environments)
     reconciler.add(
-        PackagingController(store, jobs, models_dir=models_dir, packages_dir=packages_dir, environments=environments)
+        PackagingController(
+            store, registry, jobs, models_dir=models_dir, packages_dir=packages_dir, environments=environments
+        )
     )
     return jobs
 

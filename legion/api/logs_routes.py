@@ -4,7 +4,9 @@ A deployment's log is its current replicas' output, each line prefixed with the 
 following it lasts until the client goes away.
 
 Without ``follow`` the log so far; with it, the response streams new lines as the job writes them and ends when the
-job does (``legion logs -f``). A job that has not started yet has no log (404 that says so).
+job does (``legion logs -f``). A job's log stays after it ended, failed or not, until its spec changes or it is
+deleted. A job that has not started yet has no log (404 that says so), nor one that failed before it could start
+(404 with the reason it failed).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from legion.api.auth import Caller
 from legion.api.runtime.jobs import FOLLOW_INTERVAL_S, PACKAGINGS, TRAININGS, JobKind, LocalJobs
-from legion.api.storage import ResourceStore
+from legion.api.storage import ResourceStore, StoredResource
 from legion.core.errors import NotFoundError
 from legion.core.resources import KINDS
 
@@ -56,11 +58,11 @@ def logs_router(
         def route(info_name: str = name, kind: JobKind = job_kind) -> Any:
             async def log(resource_id: str, follow: bool = False, who: Caller = Depends(caller)) -> StreamingResponse:
                 who.can_read()
-                await asyncio.to_thread(store.get, info_name, resource_id)  # 404 for an unknown id
+                stored = await asyncio.to_thread(store.get, info_name, resource_id)  # 404 for an unknown id
                 if jobs is None:
                     raise NotFoundError(f"{info_name} {resource_id!r} has no log: this API runs no jobs")
                 if await jobs.observe(resource_id, kind) is None:
-                    raise NotFoundError(f"{info_name} {resource_id!r} has not started yet: no log")
+                    raise NotFoundError(_no_log(stored))
                 lines = jobs.follow_log(resource_id, follow=follow, kind=kind)
                 return StreamingResponse(_text(lines), media_type="text/plain; charset=utf-8")
 
@@ -70,6 +72,16 @@ def logs_router(
             f"{info.path}/{{resource_id}}/log", route(), methods=["GET"], summary=f"The log of a {name}"
         )
     return router
+
+
+def _no_log(stored: StoredResource) -> str:
+    """Why a job has no log: its run of the current spec has not started, or it failed before it could start
+    (its reason then is the cause to read; saying "not started yet" would send the user waiting)."""
+    status = stored.status
+    what = f"{stored.kind} {stored.id!r}"
+    if status.get("observedGeneration") == stored.generation and status.get("state") == "failed":
+        return f"{what} failed before it started, so it has no log: {status.get('reason') or 'no reason given'}"
+    return f"{what} has not started yet: no log"
 
 
 async def _replica_text(replicas: ReplicaLogs, deployment_id: str, follow: bool) -> AsyncIterator[bytes]:

@@ -3,7 +3,8 @@
 A deployment is done when it is ``Ready`` for the current spec (``observedGeneration`` equals the object's
 ``metadata.generation`` and the replicas the spec asks for are available); a training or packaging when its run of
 the current spec has ``succeeded``. ``Failed``/``failed`` and time-outs are errors naming the reason (and, for a
-job, its exit code).
+job whose code failed, its exit code; a job whose code ended well but whose model could not be registered, with
+exit code 0, shows the reason alone).
 """
 
 from __future__ import annotations
@@ -90,11 +91,21 @@ def wait_for_job(session: LegionClient, kind: str, job_id: str, timeout_s: float
         line = f"{kind} {job_id}: {state}" + (f" ({status['message']})" if status.get("message") else "")
         why = None
         if state == "failed":
-            code = f" with exit code {status['exitCode']}" if status.get("exitCode") is not None else ""
-            why = f"{kind} {job_id} failed{code}: {status.get('reason', 'no reason given')}"
+            why = f"{kind} {job_id} {_failure(status)}"
         return _Look(line, state == "succeeded", why)
 
     return _follow(lambda: session.get(JOB_PATHS[kind], job_id), judge, timeout_s, f"{kind} {job_id} has not finished")
+
+
+def _failure(status: dict[str, Any]) -> str:
+    """``failed with exit code 3: ValueError: ...; its log ends: ...``, or ``failed: <reason>`` when the code did
+    not fail (exit code 0: what failed is a later step, as registering the model, and the reason says so)."""
+    reason = str(status.get("reason") or "no reason given")
+    code = status.get("exitCode")
+    if not code:
+        return f"failed: {reason}"
+    rest = reason.removeprefix(f"exit code {code}")  # the reason opens with the code already: say it once
+    return f"failed with exit code {code}" + (rest if rest != reason else f": {reason}")
 
 
 def wait_for(session: LegionClient, kind: str, ident: str, timeout_s: float) -> dict[str, Any] | None:

@@ -111,14 +111,21 @@ def test_model_saved_from_an_import_loads_in_a_fresh_process(census_model_dir: P
     assert records[0]["<=50K"] + records[0][">50K"] == pytest.approx(1.0)
 
 
-def test_script_saves_a_zip_that_loads(tmp_path: Path) -> None:
+def test_the_version_is_1_0_unless_told(census: LoadedModel) -> None:
+    assert (census.name, census.version) == ("census-income", "1.0")
+
+
+def test_script_saves_a_zip_that_loads_under_the_trainings_version(tmp_path: Path) -> None:
     output = tmp_path / "census.zip"
-    printed = run_python("examples/census_income/train.py", "--output", str(output), cwd=ROOT)
+    # As a ModelTraining runs it: $LEGION_MODEL_VERSION is the training's model.version; no edit for a retrain.
+    printed = run_python(
+        "examples/census_income/train.py", "--output", str(output), cwd=ROOT, env={"LEGION_MODEL_VERSION": "2.0"}
+    )
     assert "held-out accuracy" in printed
     model = load_model(output)
     try:
         assert model.name == "census-income"
-        assert model.version == "1.0"
+        assert model.version == "2.0"
         assert predict_rows(model, [REQUEST_ROW]).records()[0][">50K"] > 0.8
     finally:
         model.unload()

@@ -127,6 +127,12 @@ def test_model_saved_from_an_import_loads_in_a_fresh_process(digits_model_dir: P
 
 def test_script_saves_a_model_that_reads_the_nine(tmp_path: Path) -> None:
     output = tmp_path / "model"
-    printed = run_python("examples/digits/train.py", "--output", str(output), cwd=ROOT)
+    # ``--version`` is what ``hyperParameters: {version: ...}`` passes; it wins over $LEGION_MODEL_VERSION.
+    printed = run_python(
+        "examples/digits/train.py", "--output", str(output), "--version", "2.1", cwd=ROOT,
+        env={"LEGION_MODEL_VERSION": "2.0"},
+    )  # fmt: skip
     assert "held-out accuracy" in printed
-    assert read_digits(load_model(output), [NINE.read_bytes()]) == [9]
+    model = load_model(output)
+    assert (model.name, model.version) == ("digits", "2.1")
+    assert read_digits(model, [NINE.read_bytes()]) == [9]

@@ -81,5 +81,21 @@ def test_script_saves_a_model_that_adds(tmp_path: Path) -> None:
     output = tmp_path / "model"
     assert "saved" in run_python("examples/summation/train.py", "--output", str(output), cwd=ROOT)
     model = load_model(output)
+    assert model.version == "1.0"
     assert add(model, {"a": 20, "b": 22}) == {"result": 42}
     assert sum_and_pow(model, [2], [10]) == {"sum": [12], "pow": [1024]}
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "version"),
+    [
+        ((), {"LEGION_MODEL_VERSION": "2.0"}, "2.0"),  # a ModelTraining's model.version
+        (("--version", "2.1"), {"LEGION_MODEL_VERSION": "2.0"}, "2.1"),  # hyperParameters: {version: "2.1"}
+    ],
+)
+def test_script_saves_under_the_version_it_is_given(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], version: str
+) -> None:
+    output = tmp_path / "model"
+    run_python("examples/summation/train.py", "--output", str(output), *args, cwd=ROOT, env=env)
+    assert load_model(output).version == version

@@ -2,8 +2,9 @@
 
 A look at a job object: ended for this generation → ``Done``; the spec changed since its run → the old run is
 removed and the object goes back to ``scheduling``; not started → ``_start`` (the kind's own preparation); running →
-look again after ``poll_s``; failed → ``failed`` with the exit code and the end of the log; succeeded → ``_finish``
-(the kind's own bookkeeping: register the model, keep the package).
+look again after ``poll_s``; failed → ``failed`` with the exit code and the end of the log in ``reason`` and the
+cause alone (the exit code, and the exception that ended a Python job) in ``message``; succeeded → ``_finish`` (the
+kind's own bookkeeping: register the model, keep the package).
 """
 
 from __future__ import annotations
@@ -50,9 +51,14 @@ class JobController(ABC):
             if not await self.remove(stored.id):
                 return Retry(self.poll_s)
             emptied: dict[str, Any] = {self.products: []}
+            # The reset status is of the new generation already: a later look must not take the run for the old
+            # one and remove it again (which would also forget what the kind noted for the new run's start).
             reset = StatusPatch(
-                self.status_model(state="scheduling", exit_code=None, process_id=None, message=None, **emptied)
-            )
+                self.status_model(
+                    state="scheduling", exit_code=None, process_id=None, message=None,
+                    observed_generation=stored.generation, **emptied,
+                )
+            )  # fmt: skip
             # go on from the reset status; the loop writes the reset and this step's own patch as one
             return after(reset, await self._look(replace(stored, status=reset.apply(stored.status))))
         return await self._look(stored)
@@ -64,7 +70,9 @@ class JobController(ABC):
         if observation.state == "running":
             return Retry(self.poll_s, StatusPatch(self.status_model(state="running", process_id=observation.pid)))
         if observation.state == "failed":
-            failed = self.status_model(state="failed", exit_code=observation.exit_code, reason=observation.reason)
+            failed = self.status_model(
+                state="failed", exit_code=observation.exit_code, reason=observation.reason, message=observation.cause
+            )
             return Failed(StatusPatch(failed))
         return await self._finish(stored, observation)
 

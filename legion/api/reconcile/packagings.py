@@ -1,7 +1,14 @@
 """``PackagingController``: a ModelPackaging runs its integration as a local job over a trained artifact.
 
-The artifact is the model a training registered (``models/<artifactName>``); a packaging applied together with
-its training waits in ``scheduling`` until the model is there. The integration's ``entrypoint`` is the command:
+The artifact is the model a training registered (``models/<artifactName>``, ``artifactName`` being the training's
+``<model name>-<version>``, as its ``status.artifacts`` says). When a ModelTraining makes that artifact (the newest
+one, if several name it), the packaging follows that training's run of its current spec, not whatever the
+directory holds: it waits in ``scheduling`` ("waiting for training ...") until the run has succeeded, fails with
+the training's reason when it failed, and then packs the model that run registered (the registry says which
+training registered it). So a training and its packaging applied at once never pack a model an earlier training
+left under the same name. An artifact no training makes (an imported model) is packed when it is there.
+
+The integration's ``entrypoint`` is the command:
 ``legion ...`` runs this Legion (``legion model package`` is the ``local`` packager), with the artifact and the
 output directory as its last two arguments and the packaging's ``arguments`` as ``$LEGION_PACKAGING_ARGUMENTS``
 (JSON). On success the package is copied to ``packages/<id>`` and named in ``results`` (``package``), which is what a
@@ -19,19 +26,23 @@ import asyncio
 import json
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from legion.api.reconcile.environments import EnvironmentBuilds
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
-from legion.api.reconcile.outcomes import Done, Outcome, Retry
+from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry
+from legion.api.reconcile.trainings import artifact_name
 from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import PACKAGINGS, JobObservation, LocalJobs
-from legion.api.storage import ResourceStore, StoredResource
+from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
 from legion.api.storage.typed import stored_resource
+from legion.core.errors import NotFoundError
 from legion.core.resources import (
     ModelPackaging,
     ModelPackagingStatus,
+    ModelTraining,
     PackagingIntegration,
     PackagingResult,
     StatusPatch,
@@ -53,6 +64,7 @@ class PackagingController(JobController):
     def __init__(
         self,
         store: ResourceStore,
+        registry: ModelRegistry,
         jobs: LocalJobs,
         *,
         models_dir: Path,
@@ -61,6 +73,7 @@ class PackagingController(JobController):
         poll_s: float = 1.0,
     ) -> None:
         super().__init__(store, jobs, poll_s=poll_s)
+        self.registry = registry
         self.models_dir = models_dir
         self.packages_dir = packages_dir
         self.environments = environments
@@ -80,6 +93,9 @@ class PackagingController(JobController):
         resource = stored_resource(stored)
         assert isinstance(resource, ModelPackaging)
         spec = resource.spec
+        held = await asyncio.to_thread(self._held_by_training, stored, spec.artifact_name)
+        if held is not None:
+            return held
         artifact = self.models_dir / spec.artifact_name
         if not artifact.is_dir():
             waiting = f"waiting for the artifact {spec.artifact_name!r}"
@@ -110,6 +126,51 @@ class PackagingController(JobController):
         except STARTUP_ERRORS as exc:
             return self._not_started(stored, exc)
         return self._started(stored)
+
+    def _held_by_training(self, stored: StoredResource, artifact: str) -> Outcome | None:
+        """What the training that makes ``artifact`` says of this packaging: wait (its run has not succeeded
+        yet), fail (its run failed, or what is registered is not its model), or nothing (no training makes it,
+        or the registered model is its run's: pack it)."""
+        making = _training_making(self.store.all("ModelTraining"), artifact)
+        if making is None:
+            return None
+        training, resource = making
+        status = training.status
+        state = status.get("state", "scheduling") if status.get("observedGeneration") == training.generation else None
+        if state == "failed":
+            why = f"its training {training.id!r} failed: {status.get('reason') or 'no reason given'}"
+            return self._failed(stored, why, f"training {training.id!r} failed")
+        if state != "succeeded":
+            waiting = f"waiting for training {training.id!r} ({state or 'scheduling'})"
+            return Retry(WAIT_FOR_ARTIFACT_S, StatusPatch(ModelPackagingStatus(state="scheduling", message=waiting)))
+        model = resource.spec.model
+        try:
+            source = self.registry.get(model.name, model.version).source
+        except NotFoundError:
+            source = None
+        if source != training.id:
+            made = f"model {model.name}:{model.version}, which training {training.id!r} made,"
+            held = "is not registered any more" if source is None else f"is registered from {source!r} now"
+            why = f"{made} {held}; run the training again under a new version"
+            return self._failed(stored, why, f"the model of training {training.id!r} is gone")
+        return None
+
+    def _failed(self, stored: StoredResource, reason: str, message: str) -> Outcome:
+        failed = ModelPackagingStatus(
+            state="failed", reason=reason, message=message, observed_generation=stored.generation
+        )
+        return Failed(StatusPatch(failed))
+
+
+def _training_making(trainings: Sequence[StoredResource], artifact: str) -> tuple[StoredResource, ModelTraining] | None:
+    """The ModelTraining whose model is ``artifact``; of several, the one created last (the one a user applied
+    with this packaging, whose run is what they expect to be packed)."""
+    making: list[tuple[StoredResource, ModelTraining]] = []
+    for stored in trainings:
+        resource = stored_resource(stored)
+        if isinstance(resource, ModelTraining) and not stored.deleting and artifact_name(resource.spec) == artifact:
+            making.append((stored, resource))
+    return max(making, key=lambda pair: pair[0].created_at, default=None)
 
 
 def _replace_tree(source: Path, target: Path) -> None:

@@ -1,11 +1,15 @@
 """``TrainingController``: a ModelTraining runs once per spec generation as a local job, and registers its model.
 
 Steps, each a reconcile look: ``scheduling`` (said first, in a look of its own, because what follows can take a
-while: the code is copied or cloned at its reference into ``sources/<id>``, ``data`` is bound, the job starts) →
-``running`` (looked at every ``poll_s``) → ``succeeded`` (the saved model is copied to ``models/<name>-<version>``
-and registered, with the training's metrics and commit) or ``failed`` (the exit code and the end of the log in
-``reason``). A changed spec runs the training again; a deleted training's process is stopped and its files removed
-(a registered model stays). Every step's status is in the outcome it returns; the loop writes it.
+while: the model version is checked to be free, the code is copied or cloned at its reference into
+``sources/<id>``, ``data`` is bound, the job starts) → ``running`` (looked at every ``poll_s``) → ``succeeded``
+(the saved model is copied to ``models/<name>-<version>`` and registered, with the training's metrics and commit)
+or ``failed`` (the exit code, the exception and the end of the log in ``reason``; or, when the code ended well but
+the model cannot be registered, why not, with a ``message`` that says so). A model version is registered once: a
+training whose version is taken (by another training, an import, or an earlier run of itself) fails before it runs,
+so a retrain is a new ``model.version``. A changed spec runs the training again; a deleted training's process is
+stopped and its files removed (a registered model stays). Every step's status is in the outcome it returns; the
+loop writes it.
 
 The ``python`` toolchain runs the entrypoint with the API's own interpreter (so ``legion.model`` is importable);
 the integration's ``additionalEnvironments`` are set for every run, under the training's own ``envs``.
@@ -40,6 +44,7 @@ from legion.core.resources import (
 from legion.model import Manifest
 
 PREPARING: Final = "getting the code and data"
+NOT_REGISTERED: Final = "the training's code ended well, but its model was not registered"
 
 
 def artifact_name(spec: ModelTrainingSpec) -> str:
@@ -89,6 +94,7 @@ class TrainingController(JobController):
         spec = resource.spec
         source = self.sources_dir / stored.id
         try:
+            await asyncio.to_thread(self._check_version_is_free, stored.id, spec)
             toolchain, vcs, connections = await asyncio.to_thread(self._references, spec)
             sandbox = self.jobs.sandbox  # the copies below never read from what it hides
             commit = await asyncio.to_thread(
@@ -127,11 +133,28 @@ class TrainingController(JobController):
         try:
             await asyncio.to_thread(self._keep_model, stored.id, observation, name, spec)
         except (ConflictError, PermanentRuntimeError) as exc:
+            # The code ran to the end (exit code 0, which stays in the status as the fact it is); what failed is
+            # the platform's step after it, and that is the cause to show.
             reason = exc.detail if isinstance(exc, ConflictError) else exc.reason
-            return Failed(StatusPatch(ModelTrainingStatus(state="failed", exit_code=0, reason=reason)))
+            failed = ModelTrainingStatus(state="failed", exit_code=0, reason=reason, message=NOT_REGISTERED)
+            return Failed(StatusPatch(failed))
         commit = next((a.commit_id for a in resource.status.artifacts if a.commit_id), None)
         made = TrainingResult(artifact_name=name, commit_id=commit, run_id=stored.id)
-        return Done(StatusPatch(ModelTrainingStatus(state="succeeded", exit_code=0, artifacts=[made])))
+        return Done(StatusPatch(ModelTrainingStatus(state="succeeded", exit_code=0, artifacts=[made], message=None)))
+
+    def _check_version_is_free(self, training_id: str, spec: ModelTrainingSpec) -> None:
+        """``ConflictError`` when the model version this run is to make is registered already.
+
+        Checked before the run starts, so that a training that cannot be registered fails at once and not after
+        its work: a version is immutable, and whatever holds it now (another training, an import, an earlier
+        run of this same training) is not what this run will make. (Two runs that start together still race;
+        ``_keep_model`` refuses the second.)
+        """
+        try:
+            known = self.registry.get(spec.model.name, spec.model.version)
+        except NotFoundError:
+            return
+        raise ConflictError(_taken(spec.model.name, spec.model.version, known.source, training_id))
 
     def _keep_model(self, training_id: str, observation: JobObservation, name: str, spec: ModelTrainingSpec) -> None:
         """Copy the model out of the job's directory and register it (again after a restart: nothing new)."""
@@ -143,17 +166,17 @@ class TrainingController(JobController):
                 f"{spec.model.name}:{spec.model.version} (read $LEGION_MODEL_NAME and $LEGION_MODEL_VERSION, "
                 "or make the two agree)"
             )
+        document = manifest.model_dump(by_alias=True, exclude_none=True, mode="json")
         target = self.models_dir / name
         try:
             known = self.registry.get(manifest.name, manifest.version)
         except NotFoundError:
             known = None
         if known is not None:
-            if known.source != training_id:
-                raise ConflictError(
-                    f"model {manifest.name!r} version {manifest.version!r} is already registered "
-                    f"(from {known.source}); give the training another model version"
-                )
+            # This very run, registered before an API restart, has the same manifest (its creation time is in
+            # it); anything else that holds the version, an earlier run of this training too, is not its model.
+            if known.source != training_id or known.manifest != document:
+                raise ConflictError(_taken(manifest.name, manifest.version, known.source, training_id))
             return
         if target.exists():
             shutil.rmtree(target)
@@ -161,8 +184,17 @@ class TrainingController(JobController):
         self.registry.register(
             manifest.name,
             manifest.version,
-            manifest=manifest.model_dump(by_alias=True, exclude_none=True, mode="json"),
+            manifest=document,
             metrics={**manifest.metrics, **observation.metrics},
             source=training_id,
             artifact_uri=target.absolute().as_uri(),
         )
+
+
+def _taken(name: str, version: str, source: str, training_id: str) -> str:
+    """Why a model version cannot be registered by ``training_id``: who holds it, and what to do."""
+    holder = "an earlier run of this training" if source == training_id else f"{source!r}"
+    return (
+        f"model {name!r} version {version!r} is already registered (from {holder}); a version is registered "
+        "once: give the training another model version (spec.model.version)"
+    )

@@ -96,6 +96,7 @@ FOLLOW_INTERVAL_S: Final = 0.2
 """How often ``follow_log`` looks for new lines."""
 LOG_LINE_CHARS: Final = 500
 """A log line quoted in a failure reason is cut at this many characters."""
+TRACEBACK_START: Final = "Traceback (most recent call last):"
 NO_MODEL_REASON: Final = "the training saved no model in $LEGION_OUTPUT_DIR"
 NO_PACKAGE_REASON: Final = "the packager made no package in its output directory"
 TRAININGS: Final = "trainings"
@@ -119,6 +120,9 @@ class JobObservation:
     """The saved model (a directory with ``legion.model.yaml``) of a succeeded training."""
     pid: int | None = None
     """The process that runs (or ran) the training."""
+    cause: str | None = None
+    """The first part of ``reason``, without the log: ``exit code 1: ValueError: no column 'age'`` (the exit code
+    and, when the job died of an uncaught Python exception, its line)."""
 
 
 class _Training(BaseModel):
@@ -272,8 +276,12 @@ class LocalJobs:
             why = f"exit code {exit_code}"
         if state.cancelled:
             why = f"cancelled ({why})"
-        reason = f"{why}; its log ends:\n{_log_tail(directory / LOG_NAME)}"
-        return JobObservation("failed", exit_code, reason, metrics, pid=state.pid)
+        lines = _log_lines(directory / LOG_NAME)
+        raised = _raised(lines) if exit_code != 0 else None
+        if raised is not None:
+            why = f"{why}: {raised}"
+        reason = f"{why}; its log ends:\n{_tail(lines)}"
+        return JobObservation("failed", exit_code, reason, metrics, pid=state.pid, cause=why)
 
     async def cancel(self, job_id: str, kind: JobKind = TRAININGS) -> bool:
         """SIGTERM the job, SIGKILL its process group after ``stop_timeout_s``; True once it has stopped."""
@@ -448,12 +456,33 @@ def _read_metrics(path: Path) -> dict[str, float]:
     return metrics
 
 
-def _log_tail(path: Path) -> str:
+def _log_lines(path: Path) -> list[str]:
+    """The lines of the last ``LOG_SCAN_BYTES`` of a job's log."""
     try:
         with path.open("rb") as file:
             file.seek(max(file.seek(0, os.SEEK_END) - LOG_SCAN_BYTES, 0))
             text = file.read().decode(errors="replace")
     except FileNotFoundError:
         text = ""
-    lines = [line[:LOG_LINE_CHARS] for line in text.rstrip().splitlines()[-LOG_TAIL_LINES:]]
-    return "\n".join(lines) if lines else "(the training wrote nothing to its log)"
+    return text.rstrip().splitlines()
+
+
+def _tail(lines: list[str]) -> str:
+    tail = [line[:LOG_LINE_CHARS] for line in lines[-LOG_TAIL_LINES:]]
+    return "\n".join(tail) if tail else "(the job wrote nothing to its log)"
+
+
+def _raised(lines: list[str]) -> str | None:
+    """The exception line of the last Python traceback in ``lines`` (``ValueError: no column 'age'``), if any.
+
+    It is the first line after ``Traceback (most recent call last):`` that is not indented (the frames and the
+    source lines are); read from the scanned part of the log, not its tail, because a deep traceback is longer
+    than the tail. An uncaught exception is the cause a user looks for, so the reason names it first.
+    """
+    starts = [i for i, line in enumerate(lines) if line.startswith(TRACEBACK_START)]
+    if not starts:
+        return None
+    for line in lines[starts[-1] + 1 :]:
+        if line.strip() and not line[0].isspace():
+            return line[:LOG_LINE_CHARS]
+    return None

@@ -58,6 +58,22 @@ NO_MODEL = """
 print("trained, but forgot to save")
 """
 
+# Dies of an exception raised while handling another, 40 frames deep (two functions in turn, so that Python does
+# not fold them into "previous line repeated"): a traceback longer than the log's tail.
+RAISES = """
+print("reading the data", flush=True)
+def read(depth):
+    if depth == 0:
+        try:
+            {}["age"]
+        except KeyError as exc:
+            raise ValueError("no column 'age'") from exc
+    return parse(depth - 1)
+def parse(depth):
+    return read(depth)
+read(20)
+"""
+
 # Waits for the file named by its first argument (at most 60 s), then prints, sends a metric and exits with
 # the code in its second argument. ``ignore-term`` as the third makes it deaf to SIGTERM.
 WAIT_FOR_FILE = """
@@ -117,7 +133,14 @@ def source(tmp_path: Path) -> Path:
     """The training code: one script per case."""
     directory = tmp_path / "src"
     directory.mkdir()
-    for name, text in {"train.py": TRAIN, "boom.py": BOOM, "no_model.py": NO_MODEL, "wait.py": WAIT_FOR_FILE}.items():
+    scripts = {
+        "train.py": TRAIN,
+        "boom.py": BOOM,
+        "no_model.py": NO_MODEL,
+        "wait.py": WAIT_FOR_FILE,
+        "raises.py": RAISES,
+    }
+    for name, text in scripts.items():
         (directory / name).write_text(text)
     return directory
 
@@ -219,6 +242,24 @@ async def test_a_failing_training_reports_its_exit_code_and_log(work_dir: Path, 
     assert observation.reason is not None
     assert observation.reason.startswith("exit code 3")
     assert "working\nboom" in observation.reason
+
+
+async def test_a_training_that_raised_names_its_exception_before_the_log(work_dir: Path, source: Path) -> None:
+    jobs = LocalJobs(work_dir)
+    await jobs.start_training("raises", training("raises.py"), source_dir=source)
+    observation = await ended(jobs, "raises")
+    assert (observation.state, observation.exit_code) == ("failed", 1)
+    assert observation.cause == "exit code 1: ValueError: no column 'age'"  # not the KeyError it was raised from
+    assert observation.reason is not None
+    assert observation.reason.startswith("exit code 1: ValueError: no column 'age'; its log ends:\n")
+    assert "Traceback (most recent call last):" not in observation.reason  # 20 lines are the deepest frames
+
+
+async def test_a_plain_failure_gives_its_exit_code_as_the_cause(work_dir: Path, source: Path) -> None:
+    jobs = LocalJobs(work_dir)
+    await jobs.start_training("boom", training("boom.py"), source_dir=source)
+    observation = await ended(jobs, "boom")
+    assert observation.cause == "exit code 3"
 
 
 async def test_a_training_that_saves_no_model_fails(work_dir: Path, source: Path) -> None:
