@@ -31,6 +31,7 @@ from legion.api.prometheus_routes import prometheus_router
 from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.reconcile.environments import EnvironmentBuilds
 from legion.api.reconcile.packagings import PackagingController
+from legion.api.reconcile.registration import DeployedModels
 from legion.api.reconcile.trainings import TrainingController
 from legion.api.registry_routes import registry_router
 from legion.api.resources_routes import kind_router
@@ -79,11 +80,12 @@ def add_controllers(
     registry: ModelRegistry,
     *,
     sandbox: Sandbox,
+    models: DeployedModels,
 ) -> LocalJobs | None:
-    """What the loop drives: deployments on ``runtime``, and with the local runtime trainings and packagings as
-    local processes (their ``LocalJobs`` is returned, for the log routes)."""
-    idle_s = settings.scale_to_zero_idle_s
-    reconciler.add(DeploymentController(runtime, store=store, progress_s=reconciler.settings.progress_s, idle_s=idle_s))
+    """What the loop drives: deployments on ``runtime`` (registering the models they serve), and with the local
+    runtime trainings and packagings as local processes (their ``LocalJobs`` is returned, for the log routes)."""
+    progress_s, idle_s = reconciler.settings.progress_s, settings.scale_to_zero_idle_s
+    reconciler.add(DeploymentController(runtime, store=store, progress_s=progress_s, idle_s=idle_s, models=models))
     if settings.runtime != "local":
         return None
     work_dir = settings.data_dir / "runtime"
@@ -160,12 +162,14 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     sandbox = sandbox_for(settings)  # also for checking imported models, which runs their code
     runtime = make_runtime(settings, sandbox)
     registry = ModelRegistry(engine)
+    confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
+    models = DeployedModels(registry, confinement.model_path)  # what deployments serve, in the registry
     reconciler: Reconciler | None = None
     jobs: LocalJobs | None = None
     if runtime is not None:
         loop_settings = LoopSettings(resync_s=settings.resync_s)
         reconciler = Reconciler(store, loop_settings, on_status=signal.notify, on_step=metrics.observe_reconcile)
-        jobs = add_controllers(reconciler, runtime, settings, store, registry, sandbox=sandbox)
+        jobs = add_controllers(reconciler, runtime, settings, store, registry, sandbox=sandbox, models=models)
     managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
 
     @contextlib.asynccontextmanager
@@ -191,7 +195,6 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     problems.install(app)
     openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
@@ -208,7 +211,8 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     )
 
     # after the token routes: /model/{name}/{version} would otherwise shadow /model/token/{id}
-    app.include_router(registry_router(registry, store, caller, confinement, sandbox))
+    registry_routes = registry_router(registry, store, caller, confinement=confinement, sandbox=sandbox, models=models)
+    app.include_router(registry_routes)
     app.include_router(logs_router(store, jobs, caller, runtime if isinstance(runtime, ReplicaLogs) else None))
 
     app.include_router(

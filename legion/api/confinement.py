@@ -81,6 +81,19 @@ class Confinement:
             raise InvalidInputError.for_fields({field: why})
         return _resolve(value, self.base)
 
+    def model_path(self, image: str) -> Path | None:
+        """The local path a deployment ``image`` names, when it names one that exists in an allowed place; else None
+        (an OCI reference, a missing path, a place the API may not read). Relative to the model root, or to the
+        API's working directory where images are not paths for the runtime (the in-memory one)."""
+        root = self.model_root if self.model_root is not None else self.base
+        if self.why(image, root) is not None:
+            return None
+        path = _resolve(image, root)
+        try:
+            return path if path.exists() else None
+        except OSError:  # a name the OS refuses to look up
+            return None
+
     def why(self, value: str, relative_to: Path) -> str | None:
         """Why ``value`` (relative to ``relative_to`` unless absolute) may not be used; None when it may."""
         try:

@@ -1,9 +1,12 @@
-"""``/api/v1/model``: the model registry: every trained or imported model version, its manifest, metrics and the
-deployments that serve it.
+"""``/api/v1/model``: the model registry: every trained, imported or deployed model version, its manifest, metrics
+and the deployments that serve it.
 
 A model is imported by path (a Legion model directory or ``.zip``, or an MLflow model directory on the API's
-machine); trainings register what they produce. Names that are also paths under ``/api/v1/model`` (``token``,
-``training``, ``packaging``, ``deployment``, ``route``) are refused.
+machine); trainings register what they produce, and deployments the model their image holds
+(``reconcile.registration``). Names that are also paths under ``/api/v1/model`` (``token``, ``training``,
+``packaging``, ``deployment``, ``route``) are refused. ``GET /api/v1/model/deployment/{id}/model`` describes the
+model a deployment serves (``legion model info DEPLOYMENT``), with ``registered`` false when it is known only from
+the deployment's files.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ from pydantic.alias_generators import to_camel
 from legion.api.auth import Caller
 from legion.api.confinement import Confinement
 from legion.api.openapi import problem_answers
+from legion.api.reconcile.registration import RESERVED_NAMES, DeployedModels
 from legion.api.runtime.inspection import inspect_model
 from legion.api.runtime.sandbox import Sandbox
 from legion.api.storage import ModelRegistry, ModelVersion, ResourceStore
 from legion.api.storage.tables import ID_LENGTH, VERSION_LENGTH
 from legion.core.errors import InvalidInputError
 
-RESERVED_NAMES = frozenset({"token", "training", "packaging", "deployment", "route"})
 ModelNameParameter = PathParameter(min_length=1, max_length=ID_LENGTH, description="the model's name")
 VersionParameter = PathParameter(min_length=1, max_length=VERSION_LENGTH, description="the model's version")
+DeploymentParameter = PathParameter(min_length=1, max_length=ID_LENGTH, description="the ModelDeployment's id")
 
 
 class ImportRequest(BaseModel):
@@ -65,7 +69,13 @@ def _document(version: ModelVersion, deployments: list[str]) -> dict[str, Any]:
 
 
 def registry_router(
-    registry: ModelRegistry, store: ResourceStore, caller: Any, confinement: Confinement, sandbox: Sandbox
+    registry: ModelRegistry,
+    store: ResourceStore,
+    caller: Any,
+    *,
+    confinement: Confinement,
+    sandbox: Sandbox,
+    models: DeployedModels,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1/model", tags=["models"])
 
@@ -83,6 +93,17 @@ def registry_router(
     def list_models(name: str | None = None, who: Caller = Depends(caller)) -> list[dict[str, Any]]:
         who.can_read()
         return [_document(v, deployments_of(v)) for v in registry.list(name, size=1000).items]
+
+    @router.get(
+        "/deployment/{deployment_id}/model",
+        summary="The model a deployment serves",
+        responses=problem_answers(**{"404": "No such deployment, or no model known for it"}),
+    )
+    def deployment_model(deployment_id: str = DeploymentParameter, who: Caller = Depends(caller)) -> dict[str, Any]:
+        who.can_read()
+        served = models.describe(store.get("ModelDeployment", deployment_id))
+        deployments = deployments_of(served.version) if served.registered else [deployment_id]
+        return {**_document(served.version, deployments), "registered": served.registered}
 
     @router.get("/{name}/{version}", summary="Get one model version")
     def get_model(

@@ -2,6 +2,9 @@
 
 ``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``).
 
+``legion model info PATH|DEPLOYMENT`` (or Legion's ``--md DEPLOYMENT``) shows a manifest: of the model at PATH, or,
+when no such path exists here, of the model a ModelDeployment serves, as the management API describes it.
+
 ``legion model test PATH --json '{...}'`` predicts through the model server's own data plane and codecs (no HTTP),
 so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data": [[...]]}``, a list of
 records, or one object of column values.
@@ -17,7 +20,7 @@ import click
 import orjson
 
 from legion.cli.image_cmd import image
-from legion.core.errors import BadRequestError, UnavailableError
+from legion.core.errors import BadRequestError, LegionError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
 from legion.model.loader import load_model
 from legion.model.table import Table
@@ -32,13 +35,51 @@ model.add_command(image)
 
 
 @model.command("info")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
-def info(path: Path) -> None:
-    """Show the manifest of the model at PATH (after checking it loads here)."""
-    loaded = load_model(path)
-    click.echo(loaded.manifest.to_yaml(), nl=False)
-    for warning in loaded.warnings:
-        click.echo(f"warning: {warning}", err=True)
+@click.argument("target", metavar="PATH|DEPLOYMENT", required=False)
+@click.option("--md", "--model-deployment", "deployment", default=None, help="A ModelDeployment id (Legion's --md).")
+@click.option("-o", "--output", "fmt", default="yaml", show_default=True, help="yaml, json or jsonpath=EXPR.")
+def info(target: str | None, deployment: str | None, fmt: str) -> None:
+    """Show the manifest of a model: the one at PATH (after checking it loads here), or the one the ModelDeployment
+    DEPLOYMENT serves (asked of the management API; a PATH that exists here wins)."""
+    from legion.cli.output import render  # noqa: PLC0415
+
+    if (target is None) == (deployment is None):
+        raise click.UsageError("give a model PATH or a DEPLOYMENT (or --md DEPLOYMENT), one of them")
+    if fmt == "table":  # a manifest is one nested document: there is no table of it
+        raise BadRequestError("model info prints yaml, json or jsonpath=EXPR, not a table")
+    if target is not None and _exists(target):
+        loaded = load_model(Path(target))
+        render([loaded.manifest.model_dump(mode="json", by_alias=True, exclude_none=True)], fmt, [], click.echo,
+               single=True)  # fmt: skip
+        for warning in loaded.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        return
+    served = _deployed_model(deployment or str(target), from_option=deployment is not None)
+    # the manifest as the model's files hold it, with the registry's metrics (a training's sent ones too)
+    render([{**served["manifest"], "metrics": served["metrics"]}], fmt, [], click.echo, single=True)
+    where = ", ".join(served["deployments"]) or "no deployment"
+    state = f"registered (source {served['source']})" if served["registered"] else "not registered yet"
+    click.echo(f"model {served['name']}:{served['version']}: {state}; deployed in {where}", err=True)
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:  # a name the OS will not look up (too long): no path here
+        return False
+
+
+def _deployed_model(deployment: str, *, from_option: bool) -> dict[str, Any]:
+    """The management API's description of the model ``deployment`` serves; an error says what was looked for."""
+    from legion.cli.resources import client  # noqa: PLC0415
+
+    try:
+        with client() as session:
+            return session.deployment_model(deployment)
+    except LegionError as exc:
+        looked = "" if from_option else f"{deployment!r} is not a path on this machine; as a ModelDeployment: "
+        error_class: type[LegionError] = type(exc)
+        raise error_class(f"{looked}{exc.detail}", fields=exc.fields) from None
 
 
 @model.command("test")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -129,6 +130,13 @@ class LegionClient:
             "GET", "/model", params={"name": name} if name else {}
         ).json()
         return found
+
+    def deployment_model(self, deployment_id: str) -> dict[str, Any]:
+        """The model the ModelDeployment serves: its registry entry (manifest, metrics, source, deployments) and
+        whether it is ``registered``; ``NotFoundError`` for an unknown deployment or one with no known model."""
+        ident = quote(deployment_id, safe="")  # a name a user typed stays one path segment
+        described: dict[str, Any] = self.request("GET", f"/model/deployment/{ident}/model").json()
+        return described
 
     def import_model(self, path: str) -> dict[str, Any]:
         imported: dict[str, Any] = self.request("POST", "/model", json={"path": path}).json()

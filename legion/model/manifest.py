@@ -6,6 +6,7 @@ document. Field names are camelCase on disk (Legion's style) and snake_case in P
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +21,7 @@ MANIFEST_NAME = "legion.model.yaml"
 PACKAGE_MANIFEST_NAME = "legion.package.yaml"
 """Marks a local package (``legion.model.package``): the model is in its ``model/`` directory."""
 FORMAT_VERSION = 1
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 Flavor = Literal["python_function", "sklearn", "python_class", "mlflow"]
 
@@ -86,9 +88,16 @@ class Manifest(_Spec):
     def read(cls, directory: Path) -> Manifest:
         path = directory / MANIFEST_NAME
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ModelFormatError(f"{directory} has no {MANIFEST_NAME}") from None
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, path: Path | str) -> Manifest:
+        """The manifest in ``text`` (read from ``path``, which errors name)."""
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ModelFormatError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
@@ -102,3 +111,34 @@ class Manifest(_Spec):
         except ValidationError as exc:
             problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
             raise ModelFormatError(f"{path} is not a valid manifest", problems=problems) from None
+
+
+def saved_manifest(path: Path) -> Manifest:
+    """The manifest of the model saved at ``path`` (a model directory, a ``.zip`` of one or a local package), read
+    without loading the model.
+
+    Nothing is unpickled, so the management API may call it in its own process (to register what a deployment
+    serves); ``ModelFormatError`` when there is no Legion manifest there (an MLflow model's manifest is made by
+    loading it, which only a sandbox may do).
+
+    >>> saved_manifest(Path("examples/summation/build/model")).name
+    'summation'
+    """
+    if (path / PACKAGE_MANIFEST_NAME).is_file():
+        path = path / "model"
+    if path.is_dir():
+        return Manifest.read(path)
+    if not (path.is_file() and zipfile.is_zipfile(path)):
+        raise ModelFormatError(f"{path} is neither a model directory nor a .zip of one")
+    with zipfile.ZipFile(path) as archive:
+        try:
+            member = archive.getinfo(MANIFEST_NAME)
+        except KeyError:
+            raise ModelFormatError(f"{path} has no {MANIFEST_NAME}") from None
+        if member.file_size > MAX_MANIFEST_BYTES:  # a manifest is a few kB; never inflate a bomb to read it
+            raise ModelFormatError(f"{path}: {MANIFEST_NAME} is over {MAX_MANIFEST_BYTES} bytes")
+        try:
+            text = archive.read(member).decode("utf-8")
+        except (UnicodeDecodeError, zipfile.BadZipFile) as exc:
+            raise ModelFormatError(f"{path}: {MANIFEST_NAME} cannot be read: {exc}") from None
+    return Manifest.parse(text, f"{path}!{MANIFEST_NAME}")

@@ -44,7 +44,13 @@ def test_census_from_its_training_yaml_to_a_deployment_that_answers(journey: Jou
     [model] = json.loads(models.stdout)
     assert (model["name"], model["version"], model["source"]) == ("census-income", "1.0", "census-income")
     assert model["metrics"]["accuracy"] > 0.8
-    assert model["deployments"] == ["census-income"]
+    assert model["deployments"] == ["census-income"]  # the packaged model is the trained one: not registered twice
+    info = journey.legion("model", "info", "census-income", "-o", "json")  # the deployment's model, from the API
+    assert info.exit_code == 0, info.output
+    manifest = json.loads(info.stdout)
+    assert (manifest["name"], manifest["version"]) == ("census-income", "1.0")
+    assert manifest["metrics"]["accuracy"] > 0.8
+    assert "registered (source census-income); deployed in census-income" in info.stderr
 
     log = journey.legion("logs", "train", "census-income")
     assert log.exit_code == 0 and "held-out accuracy" in log.stdout

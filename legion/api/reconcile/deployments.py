@@ -4,7 +4,10 @@
 served); ``Processing`` while replicas start; ``Failed`` with the runtime's reason when it cannot converge.
 A ``minReplicas: 0`` deployment that is ``demand``ed runs one replica until ``idle_s`` pass without demand.
 A deployment of ``packages/<id>`` whose ModelPackaging has not ended yet waits for it (``Processing``, with a
-message), so a whole pipeline can be applied at once.
+message), so a whole pipeline can be applied at once. The model an image holds is registered before replicas start
+(``registration.DeployedModels``); another build under a registered name and version keeps the deployment ``Failed``
+(looked at again every ``REGISTRY_RECHECK_S``: removing the stale entry or saving a new version needs no change of
+spec), and the status names the model from the manifest until a replica reports the one it serves.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from dataclasses import replace
 from typing import Final
 
 from legion.api.reconcile.outcomes import Failed, Outcome, Retry, Settled
+from legion.api.reconcile.registration import DeployedModels
 from legion.api.runtime.base import PermanentRuntimeError, Runtime, TemporaryRuntimeError
-from legion.api.storage import ResourceStore, StoredResource
+from legion.api.storage import ModelVersion, ResourceStore, StoredResource
 from legion.api.storage.typed import stored_resource
-from legion.core.errors import NotFoundError
+from legion.core.errors import ConflictError, NotFoundError
 from legion.core.resources import (
     ENDED_JOB_STATES,
     ModelDeployment,
@@ -28,6 +33,7 @@ from legion.core.resources import (
 )
 
 WAIT_FOR_PACKAGE_S: Final = 2.0
+REGISTRY_RECHECK_S: Final = 5.0
 _PACKAGE_IMAGE: Final = re.compile(r"packages/([^/]+)/?")
 
 
@@ -36,10 +42,17 @@ class DeploymentController:
     deleting: StatusPatch | None = StatusPatch(ModelDeploymentStatus(state="Deleting"))
 
     def __init__(
-        self, runtime: Runtime, *, progress_s: float, idle_s: float, store: ResourceStore | None = None
+        self,
+        runtime: Runtime,
+        *,
+        progress_s: float,
+        idle_s: float,
+        store: ResourceStore | None = None,
+        models: DeployedModels | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
+        self.models = models
         self.progress_s = progress_s
         self.idle_s = idle_s
         self._demanded: dict[str, float] = {}
@@ -66,6 +79,23 @@ class DeploymentController:
             return None
         return None if packaging.status.get("state") in ENDED_JOB_STATES else packaging.id
 
+    async def _before_replicas(self, ident: str, image: str) -> tuple[Outcome | None, ModelVersion | None]:
+        """An outcome that stops here (the package is still being made, another build of the model is registered),
+        else none and the registered model the image holds (None when it holds no model the API can read)."""
+        awaited = await self._awaited_packaging(image)
+        if awaited is not None:
+            message = f"waiting for ModelPackaging {awaited!r} to make the image"
+            waiting = StatusPatch(ModelDeploymentStatus(state="Processing", message=message))
+            return Retry(WAIT_FOR_PACKAGE_S, waiting), None
+        if self.models is None:
+            return None, None
+        try:
+            return None, await asyncio.to_thread(self.models.register, ident, image)
+        except ConflictError as exc:  # never serve another build under a registered name and version
+            # Failed, but looked at again: the registry or the image's files may change without the spec changing
+            failed = StatusPatch(ModelDeploymentStatus(state="Failed", reason=exc.detail))
+            return Retry(REGISTRY_RECHECK_S, failed), None
+
     def _wanted(self, ident: str, spec: ModelDeploymentSpec) -> tuple[ModelDeploymentSpec, float]:
         """The spec to converge to: one replica more than ``minReplicas: 0`` while demanded; and until when."""
         demanded_until = self._demanded.get(ident, 0.0)
@@ -79,10 +109,9 @@ class DeploymentController:
         resource = stored_resource(stored)
         assert isinstance(resource, ModelDeployment)
         spec, demanded_until = self._wanted(ident, resource.spec)
-        awaited = await self._awaited_packaging(spec.image)
-        if awaited is not None:
-            waiting = f"waiting for ModelPackaging {awaited!r} to make the image"
-            return Retry(WAIT_FOR_PACKAGE_S, StatusPatch(ModelDeploymentStatus(state="Processing", message=waiting)))
+        stop, registered = await self._before_replicas(ident, spec.image)
+        if stop is not None:
+            return stop
         try:
             seen = await self.runtime.apply_deployment(ident, spec)
         except PermanentRuntimeError as exc:
@@ -90,6 +119,8 @@ class DeploymentController:
         except TemporaryRuntimeError as exc:
             return Retry(exc.retry_after_s, StatusPatch(ModelDeploymentStatus(state="Processing")))
         ready = seen.available >= spec.min_replicas
+        if seen.model_name is None and registered is not None:  # a runtime that cannot tell (in memory, no replica)
+            seen = replace(seen, model_name=registered.name, model_version=registered.version)
         status = StatusPatch(ModelDeploymentStatus(
             state="Ready" if ready else "Processing",
             replicas=seen.replicas, available_replicas=seen.available,
