@@ -38,6 +38,7 @@ from legion.api.resources_routes import kind_router
 from legion.api.routing_routes import ChangeSignal, routing_router
 from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
+from legion.api.runtime.limits import Limiter
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.runtime.sandbox import Sandbox
 from legion.api.services import ResourceService
@@ -61,14 +62,29 @@ log = logging.getLogger(__name__)
 DAY_S = 24 * 3600.0  # default lifetime of a model token
 
 
-def make_runtime(settings: ApiSettings, sandbox: Sandbox) -> Runtime | None:
+def make_limiter(settings: ApiSettings) -> Limiter:
+    """How the local runtime holds jobs and replicas to their ``resources.limits``: cgroups where this machine lets
+    the API make them (said once in the log), nothing when ``LEGION_API_ENFORCE_LIMITS=false``."""
+    if not settings.enforce_limits:
+        return Limiter.off("switched off (LEGION_API_ENFORCE_LIMITS=false)")
+    limiter = Limiter.find()
+    if limiter.hierarchies:
+        versions = ", ".join(f"{c}: cgroup v{h.version}" for c, h in sorted(limiter.hierarchies.items()))
+        log.info("resource limits of local jobs and replicas are enforced (%s)", versions)
+    if limiter.why_not:
+        log.warning("resource limits are not (all) enforced locally: %s", limiter.why_not)
+    return limiter
+
+
+def make_runtime(settings: ApiSettings, sandbox: Sandbox, limiter: Limiter) -> Runtime | None:
     if settings.runtime == "memory":
         return MemoryRuntime()
     if settings.runtime == "local":
         from legion.api.runtime.local import LocalRuntime  # noqa: PLC0415  # only when chosen
 
         # a relative image is a path in the data directory: models/<artifact> or packages/<packaging id>
-        return LocalRuntime(settings.data_dir / "runtime", model_root=settings.data_dir, sandbox=sandbox)
+        work_dir, data_dir = settings.data_dir / "runtime", settings.data_dir
+        return LocalRuntime(work_dir, model_root=data_dir, sandbox=sandbox, limiter=limiter)
     return None
 
 
@@ -81,6 +97,7 @@ def add_controllers(
     *,
     sandbox: Sandbox,
     models: DeployedModels,
+    limiter: Limiter,
 ) -> LocalJobs | None:
     """What the loop drives: deployments on ``runtime`` (registering the models they serve), and with the local
     runtime trainings and packagings as local processes (their ``LocalJobs`` is returned, for the log routes)."""
@@ -89,7 +106,7 @@ def add_controllers(
     if settings.runtime != "local":
         return None
     work_dir = settings.data_dir / "runtime"
-    jobs = LocalJobs(work_dir, sandbox=sandbox)
+    jobs = LocalJobs(work_dir, sandbox=sandbox, limiter=limiter)
     models_dir, packages_dir = settings.data_dir / "models", settings.data_dir / "packages"
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
@@ -160,7 +177,8 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     signal = ChangeSignal()
     metrics = ApiMetrics()
     sandbox = sandbox_for(settings)  # also for checking imported models, which runs their code
-    runtime = make_runtime(settings, sandbox)
+    limiter = make_limiter(settings) if settings.runtime == "local" else Limiter.off()
+    runtime = make_runtime(settings, sandbox, limiter)
     registry = ModelRegistry(engine)
     confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
     models = DeployedModels(registry, confinement.model_path)  # what deployments serve, in the registry
@@ -169,7 +187,9 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     if runtime is not None:
         loop_settings = LoopSettings(resync_s=settings.resync_s)
         reconciler = Reconciler(store, loop_settings, on_status=signal.notify, on_step=metrics.observe_reconcile)
-        jobs = add_controllers(reconciler, runtime, settings, store, registry, sandbox=sandbox, models=models)
+        jobs = add_controllers(
+            reconciler, runtime, settings, store, registry, sandbox=sandbox, models=models, limiter=limiter
+        )
     managed = frozenset({"ModelDeployment"}) | (frozenset({"ModelTraining", "ModelPackaging"}) if jobs else frozenset())
 
     @contextlib.asynccontextmanager

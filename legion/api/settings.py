@@ -48,6 +48,10 @@ class ApiSettings(LegionSettings):
     the data directory, keys and database; without bubblewrap it is refused. ``false`` runs it unconfined, as the
     API's user with the API's files: unsafe, for a single-user laptop (``--dev`` does so too when bubblewrap is
     missing)."""
+    enforce_limits: bool = True
+    """Hold each local training, packaging and replica to its ``resources.limits`` (memory, CPU) in a cgroup of its
+    own, where this machine lets the API make cgroups (root, or a delegated cgroup v2 subtree); every status says
+    in ``enforcedLimits`` what is enforced and how. ``false`` enforces nothing."""
     allowed_roots: list[Path] = Field(default_factory=lambda: [Path.cwd()])
     """Directories that ``local`` Connection URIs, training ``localPath``, deployment ``image`` paths and imported
     model paths may name (a JSON list in ``LEGION_API_ALLOWED_ROOTS``; default: the API's working directory). The

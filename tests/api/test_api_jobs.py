@@ -16,7 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
+from click.testing import CliRunner
 
+from legion.api.runtime.limits import Limiter
+from legion.cli.main import cli
 from tests.api.conftest import cli_token, start_api
 from tests.support.server import ServerProcess, wait_until
 
@@ -37,6 +41,8 @@ TRAIN = textwrap.dedent("""
     print("saved", flush=True)
 """)
 
+HOG = "ballast = b'x' * 2**29\nprint('allocated', len(ballast))\n"
+
 BOOM = "import sys\nprint('loading data', flush=True)\nprint('no such column: age', file=sys.stderr)\nsys.exit(3)\n"
 
 
@@ -56,6 +62,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (repo / "trainer").mkdir()
     (repo / "trainer" / "train.py").write_text(TRAIN)
     (repo / "trainer" / "boom.py").write_text(BOOM)
+    (repo / "trainer" / "hog.py").write_text(HOG)
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "train")
     git(repo, "tag", "v1")
@@ -134,6 +141,7 @@ def test_a_training_from_git_is_registered_packaged_and_deployed(
     assert status["state"] == "succeeded", status
     assert status["exitCode"] == 0
     assert status["artifacts"] == [{"artifactName": "scaled-1", "commitID": repo[1], "runId": "scaled-1"}]
+    assert status["enforcedLimits"]["mechanism"] in ("none", "cgroup v1", "cgroup v2")  # whatever this machine allows
 
     log = httpx.get(f"{server.url}/api/v1/model/training/scaled-1/log", headers=headers)
     assert log.status_code == 200 and log.headers["content-type"].startswith("text/plain")
@@ -192,3 +200,32 @@ def test_the_log_of_an_unknown_training_is_404(api: tuple[ServerProcess, dict[st
     answer = httpx.get(f"{server.url}/api/v1/model/training/nothing/log", headers=headers)
     assert answer.status_code == 404
     assert "nothing" in answer.json()["detail"]
+
+
+def test_a_training_over_its_memory_limit_fails_and_says_so_and_get_shows_the_limits(
+    api: tuple[ServerProcess, dict[str, str]], setup: None, tmp_path: Path
+) -> None:
+    if set(Limiter.find().hierarchies) != {"memory", "cpu"}:
+        pytest.skip("this machine lets the API make no memory and cpu cgroups")
+    server, headers = api
+    hog = training("hog", entrypoint="hog.py", version="hog")
+    hog["spec"]["resources"] = {"limits": {"memory": "64Mi"}}
+    create(api, "model/training", hog)
+    status = status_when(api, "model/training", "hog", {"succeeded", "failed"})
+    assert status["state"] == "failed"
+    assert status["reason"].startswith("exceeded its memory limit 64Mi (killed by the kernel's out-of-memory killer)")
+    assert status["enforcedLimits"]["memory"] == "64Mi"
+
+    runner = CliRunner(env={"LEGION_API_URL": server.url, "LEGION_API_TOKEN": headers["Authorization"][7:],
+                            "LEGION_CONFIG_FILE": str(tmp_path / "config.yaml")})  # fmt: skip
+    shown = runner.invoke(cli, ["get", "train", "hog", "-o", "yaml"])
+    assert shown.exit_code == 0, shown.output
+    [document] = yaml.safe_load_all(shown.stdout)
+    assert document["spec"]["resources"] == {  # the memory limit given, Legion's defaults for the rest
+        "limits": {"cpu": "256m", "memory": "64Mi"},
+        "requests": {"cpu": "128m", "memory": "64Mi"},
+    }
+    enforced = document["status"]["enforcedLimits"]
+    assert (enforced["memory"], enforced["cpu"]) == ("64Mi", "256m")
+    assert enforced["mechanism"].startswith("cgroup v")
+    assert "cpu" in enforced["detail"] and "memory" in enforced["detail"]

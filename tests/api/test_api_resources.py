@@ -37,6 +37,10 @@ def test_deployment_crud(api: Api) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["spec"]["maxReplicas"] == 2  # Legion's default: at least minReplicas
+    assert body["spec"]["resources"] == {  # Legion's defaults, stored as Kubernetes' defaulting would
+        "limits": {"cpu": "256m", "memory": "256Mi"},
+        "requests": {"cpu": "128m", "memory": "128Mi"},
+    }
     assert body["status"]["state"] == "Processing"
     got = call(api, "GET", "/model/deployment/census", api.viewer)
     assert got.json()["spec"] == body["spec"]
@@ -118,6 +122,12 @@ def test_connection_secrets_are_masked_encrypted_and_kept(api: Api) -> None:
             ["id", "spec.maxReplicas"],
         ),
         ("/model/deployment", {"id": "d", "spec": {"image": "x", "replicas": 3}}, 422, ["spec.replicas"]),
+        (
+            "/model/deployment",
+            {"id": "d", "spec": {"image": "x", "resources": {"limits": {"memory": "1GB", "cpu": "half"}}}},
+            422,
+            ["spec.resources.limits.memory", "spec.resources.limits.cpu"],
+        ),
         (
             "/model/training",
             {

@@ -295,6 +295,7 @@ ROUTE = {
 }
 TRAINING = {"model": {"name": "wine", "version": "1"}, "toolchain": "mlflow", "entrypoint": "main", "vcsName": "repo"}
 DEPLOYMENT = {"image": "wine:1"}
+PACKAGING = {"artifactName": "wine-1", "integrationName": "docker-rest"}
 
 
 def _with(base: dict[str, Any], **change: Any) -> dict[str, Any]:
@@ -793,6 +794,10 @@ def test_to_document_drops_none_and_empty_defaults() -> None:
             "image": "wine:1",
             "minReplicas": 1,
             "maxReplicas": 1,
+            "resources": {  # Legion's defaults, filled in
+                "limits": {"cpu": "256m", "memory": "256Mi"},
+                "requests": {"cpu": "128m", "memory": "128Mi"},
+            },
             "livenessProbeInitialDelay": 2,
             "readinessProbeInitialDelay": 2,
             "predictionLogging": True,
@@ -967,3 +972,33 @@ def test_any_text_yields_documents_or_an_invalid_input_error(text: str) -> None:
         assert exc.detail
     else:
         assert all(isinstance(d, dict) for d in documents)
+
+
+# --- default resources -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "limits", "requests"),
+    [
+        (None, {"cpu": "256m", "memory": "256Mi"}, {"cpu": "128m", "memory": "128Mi"}),
+        ({}, {"cpu": "256m", "memory": "256Mi"}, {"cpu": "128m", "memory": "128Mi"}),
+        ({"limits": {"memory": "1Gi"}}, {"cpu": "256m", "memory": "1Gi"}, {"cpu": "128m", "memory": "128Mi"}),
+        # a limit below the default request lowers the request to it
+        ({"limits": {"memory": "64Mi", "cpu": "100m"}}, {"cpu": "100m", "memory": "64Mi"},
+         {"cpu": "100m", "memory": "64Mi"}),
+        # a request above the default limit raises the limit to it
+        ({"requests": {"cpu": "2", "memory": "1G"}}, {"cpu": "2", "memory": "1G"}, {"cpu": "2", "memory": "1G"}),
+        ({"requests": {"cpu": "200m"}}, {"cpu": "256m", "memory": "256Mi"}, {"cpu": "200m", "memory": "128Mi"}),
+        ({"limits": {"gpu": "1"}}, {"cpu": "256m", "memory": "256Mi", "gpu": "1"}, {"cpu": "128m", "memory": "128Mi"}),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("kind", ["ModelDeployment", "ModelTraining", "ModelPackaging"])
+def test_missing_resources_get_legions_defaults_in_the_spec(
+    kind: str, given: dict[str, Any] | None, limits: dict[str, str], requests: dict[str, str]
+) -> None:
+    spec = {"ModelDeployment": DEPLOYMENT, "ModelTraining": TRAINING, "ModelPackaging": PACKAGING}[kind]
+    body = _with(spec, resources=given) if given is not None else spec
+    document = to_document(parse_resource({"kind": kind, "id": "x", "spec": body}))
+    assert document["spec"]["resources"] == {"limits": limits, "requests": requests}
+    # what is stored reads back the same, and filling in is idempotent
+    assert to_document(parse_resource(document)) == document

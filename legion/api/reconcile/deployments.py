@@ -126,6 +126,7 @@ class DeploymentController:
             replicas=seen.replicas, available_replicas=seen.available,
             service_url=seen.service_url, endpoints=list(seen.endpoints),
             model_name=seen.model_name, model_version=seen.model_version, message=None,
+            enforced_limits=seen.enforced_limits,
             observed_generation=stored.generation if ready else None,
         ))  # fmt: skip
         if not ready:

@@ -67,11 +67,17 @@ class JobController(ABC):
         observation = await self.jobs.observe(stored.id, self.job_kind)
         if observation is None:
             return await self._start(stored)
+        limits = observation.enforced_limits
         if observation.state == "running":
-            return Retry(self.poll_s, StatusPatch(self.status_model(state="running", process_id=observation.pid)))
+            running = self.status_model(state="running", process_id=observation.pid, enforced_limits=limits)
+            return Retry(self.poll_s, StatusPatch(running))
         if observation.state == "failed":
             failed = self.status_model(
-                state="failed", exit_code=observation.exit_code, reason=observation.reason, message=observation.cause
+                state="failed",
+                exit_code=observation.exit_code,
+                reason=observation.reason,
+                message=observation.cause,
+                enforced_limits=limits,
             )
             return Failed(StatusPatch(failed))
         return await self._finish(stored, observation)

@@ -122,7 +122,9 @@ class PackagingController(JobController):
                 python = str(environment.python)
             argv = ["-m", "legion", *command[1:], str(artifact), "{output}"]
             env = {"LEGION_PACKAGING_ID": stored.id, "LEGION_PACKAGING_ARGUMENTS": json.dumps(spec.arguments)}
-            await self.jobs.start_packaging(stored.id, argv, env, inputs=(artifact,), python=python)
+            await self.jobs.start_packaging(
+                stored.id, argv, env, inputs=(artifact,), python=python, resources=spec.resources
+            )
         except STARTUP_ERRORS as exc:
             return self._not_started(stored, exc)
         return self._started(stored)

@@ -5,7 +5,8 @@
 - ``local.LocalRuntime``: each replica is a ``legion serve`` process on a loopback port (the default);
   ``jobs.LocalJobs`` runs trainings and packagings the same way; both share ``processes`` (state directories,
   the child environment, the launcher; spawned, adopted, signalled) and run user code in the ``sandbox``
-  (bubblewrap: the platform's data directory, keys and database hidden).
+  (bubblewrap: the platform's data directory, keys and database hidden), each in a cgroup of its own that holds
+  it to its ``resources.limits`` (``limits``: memory and CPU, where the machine lets the API make cgroups).
 - later: containers (Docker or Podman) and Kubernetes; the Kubernetes client is imported only there.
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from legion.core.resources import ModelDeploymentSpec
+from legion.core.resources import EnforcedLimits, ModelDeploymentSpec
 
 
 class TemporaryRuntimeError(Exception):
@@ -49,6 +49,8 @@ class DeploymentObservation:
     model_name: str | None = None
     """The name of the model the ready replicas serve, once one has answered."""
     model_version: str | None = None
+    enforced_limits: EnforcedLimits | None = None
+    """How each replica is held to the spec's resource limits (None: the runtime does not say)."""
 
 
 class Runtime(Protocol):

@@ -28,6 +28,9 @@ Why it is shaped this way:
 - The training runs in the ``sandbox``: it writes only its working copy, ``output/``, ``metrics.jsonl`` and
   ``tmp/`` (its ``TMPDIR``); ``state.json`` and ``exit_code`` (which the runtime trusts) are out of its reach, as
   is everything the sandbox hides (the platform's data directory, this work directory).
+- With a ``limits.Limiter`` a job runs in a cgroup of its own that holds it to ``spec.resources.limits`` (memory,
+  CPU); its name is in ``state.json``, and once the job has ended the runtime reads whether the kernel killed it for
+  its memory limit (the failure reason then says so), records that and removes the cgroup.
 - ``args`` may hold the placeholder ``{output}``, replaced by the output directory (there is no shell, so no
   ``$LEGION_OUTPUT_DIR`` expansion): ``args: ["--output", "{output}"]`` runs ``train.py --output /…/output``.
 - Hyper-parameters reach the script twice, as Legion and MLflow projects passed them: ``--<name> <value>``
@@ -54,6 +57,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -67,6 +71,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import PermanentRuntimeError, TemporaryRuntimeError
+from legion.api.runtime.limits import Limiter, memory_exceeded, unit_prefix
 from legion.api.runtime.processes import (
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
@@ -80,7 +85,7 @@ from legion.api.runtime.processes import (
 )
 from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import NotFoundError
-from legion.core.resources import JobRunState, ModelTrainingSpec
+from legion.core.resources import EnforcedLimits, JobRunState, ModelTrainingSpec, ResourceRequirements
 from legion.model import MANIFEST_NAME, PACKAGE_MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -123,6 +128,8 @@ class JobObservation:
     cause: str | None = None
     """The first part of ``reason``, without the log: ``exit code 1: ValueError: no column 'age'`` (the exit code
     and, when the job died of an uncaught Python exception, its line)."""
+    enforced_limits: EnforcedLimits | None = None
+    """How the runtime holds the job to its resource limits (None: it was not asked to)."""
 
 
 class _Training(BaseModel):
@@ -137,6 +144,11 @@ class _Training(BaseModel):
     cwd: str
     output_dir: str
     cancelled: bool = False
+    cgroup: str | None = None
+    """The job's cgroup (a directory name, see ``limits``) until it has ended and been looked at."""
+    enforced_limits: EnforcedLimits | None = None
+    memory_kills: int = 0
+    """Processes of the job the kernel killed for exceeding its memory limit (read when the cgroup goes)."""
 
 
 class LocalJobs:
@@ -144,7 +156,8 @@ class LocalJobs:
 
     ``python`` runs the launcher and the training script (it needs Legion installed for ``legion.model``); a
     cancelled training has ``stop_timeout_s`` after SIGTERM before its process group is killed. Jobs run in
-    ``sandbox`` (bubblewrap by default), which also hides ``work_dir``.
+    ``sandbox`` (bubblewrap by default), which also hides ``work_dir``, and, with a ``limiter``, each in a cgroup
+    that holds it to its ``resources.limits``.
 
         jobs = LocalJobs(work_dir)
         await jobs.start_training("wine-1", spec, source_dir=checkout)
@@ -159,11 +172,14 @@ class LocalJobs:
         python: str = sys.executable,
         stop_timeout_s: float = 10.0,
         sandbox: Sandbox | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.python = python
         self.stop_timeout_s = stop_timeout_s
         self.sandbox = (sandbox or Sandbox()).hiding(work_dir)
+        self.limiter = limiter or Limiter.off()
+        self._unit_prefix = unit_prefix(work_dir)
         self._directories = {kind: ProcessDirectory(work_dir / kind, _Training) for kind in (TRAININGS, PACKAGINGS)}
 
     async def start_training(
@@ -184,7 +200,7 @@ class LocalJobs:
         for name, value in spec.hyper_parameters.items():
             arguments += [f"--{name}", value]
         env = _environment(training_id, spec, directory, git_commit)
-        await self._start(TRAININGS, training_id, cwd, [spec.entrypoint, *arguments], env)
+        await self._start(TRAININGS, training_id, cwd, [spec.entrypoint, *arguments], env, resources=spec.resources)
 
     async def start_packaging(
         self,
@@ -194,6 +210,7 @@ class LocalJobs:
         *,
         inputs: Sequence[Path] = (),
         python: str | None = None,
+        resources: ResourceRequirements | None = None,
     ) -> None:
         """Start ``python <argv>`` for a packaging (``{output}`` in ``argv`` is its output directory); its product
         is a directory holding ``PACKAGE_MANIFEST_NAME``. ``inputs`` are the paths it reads (the model it packs),
@@ -201,8 +218,9 @@ class LocalJobs:
         nothing if it was started before."""
         directory = self._directory(packaging_id, PACKAGINGS)
         arguments = [a.replace(OUTPUT_PLACEHOLDER, str(directory / OUTPUT_NAME)) for a in argv]
+        env = child_environment(env)
         await self._start(
-            PACKAGINGS, packaging_id, None, arguments, child_environment(env), tuple(inputs), python=python
+            PACKAGINGS, packaging_id, None, arguments, env, tuple(inputs), python=python, resources=resources
         )
 
     async def _start(  # noqa: PLR0917  # one private step of the two start_* above
@@ -215,6 +233,7 @@ class LocalJobs:
         inputs: tuple[Path, ...] = (),
         *,
         python: str | None = None,
+        resources: ResourceRequirements | None = None,
     ) -> None:
         directory = self._directory(job_id, kind)
         python = python or self.python
@@ -230,10 +249,17 @@ class LocalJobs:
             cwd = cwd or scratch
             mounts = Mounts(cwd=cwd, scratch=scratch, writable=(output, directory / METRICS_NAME), readable=inputs)
             command, env = self.sandbox.wrap([python, *argv], mounts, env)
-            pid = launch(
-                command, env, python=self.python, cwd=cwd, log_path=directory / LOG_NAME,
-                exit_path=directory / EXIT_CODE_NAME,
-            )  # fmt: skip
+            unit = f"{self._unit_prefix}-{kind}-{job_id}-{secrets.token_hex(4)}"
+            cgroup, enforced = self.limiter.create(unit, resources or ResourceRequirements())
+            try:
+                pid = launch(
+                    command, env, python=self.python, cwd=cwd, log_path=directory / LOG_NAME,
+                    exit_path=directory / EXIT_CODE_NAME, cgroups=cgroup.procs if cgroup else (),
+                )  # fmt: skip
+            except PermanentRuntimeError:
+                if cgroup is not None:
+                    cgroup.remove()
+                raise
             state = _Training(
                 training_id=job_id,
                 pid=pid,
@@ -241,6 +267,8 @@ class LocalJobs:
                 command=[python, *argv],
                 cwd=str(cwd),
                 output_dir=str(output),
+                cgroup=unit if cgroup else None,
+                enforced_limits=enforced if self.limiter.enabled else None,
             )
             self._directories[kind].save(job_id, state)
             log.info("started job %s (pid %s) in %s", directory.relative_to(self.work_dir), pid, cwd)
@@ -258,12 +286,16 @@ class LocalJobs:
             return None
         running, exit_code = _check(directory, state)
         metrics = _read_metrics(directory / METRICS_NAME)
+        limits = state.enforced_limits
         if running:
-            return JobObservation("running", metrics=metrics, pid=state.pid)
+            return JobObservation("running", metrics=metrics, pid=state.pid, enforced_limits=limits)
+        state = self._release_cgroup(kind, job_id, state)
         output = Path(state.output_dir)
         escape = _link_out_of(output) if exit_code == 0 else None
         if exit_code == 0 and escape is None and (output / product).is_file():
-            return JobObservation("succeeded", 0, metrics=metrics, model_dir=output, pid=state.pid)
+            return JobObservation(
+                "succeeded", 0, metrics=metrics, model_dir=output, pid=state.pid, enforced_limits=limits
+            )
         if escape is not None:
             why = f"the output holds {escape}, a link that leads out of it"
         elif exit_code == 0:
@@ -274,6 +306,8 @@ class LocalJobs:
             why = f"killed by {_signal_name(-exit_code)}"
         else:
             why = f"exit code {exit_code}"
+        if state.memory_kills and exit_code != 0:
+            why = f"{memory_exceeded(limits)} ({why})"
         if state.cancelled:
             why = f"cancelled ({why})"
         lines = _log_lines(directory / LOG_NAME)
@@ -281,7 +315,20 @@ class LocalJobs:
         if raised is not None:
             why = f"{why}: {raised}"
         reason = f"{why}; its log ends:\n{_tail(lines)}"
-        return JobObservation("failed", exit_code, reason, metrics, pid=state.pid, cause=why)
+        return JobObservation("failed", exit_code, reason, metrics, pid=state.pid, cause=why, enforced_limits=limits)
+
+    def _release_cgroup(self, kind: JobKind, job_id: str, state: _Training) -> _Training:
+        """Once the job has ended: note whether the kernel killed a process of it for its memory limit, and remove
+        its cgroup (kept while a straggler is still in it)."""
+        if state.cgroup is None:
+            return state
+        cgroup = self.limiter.cgroup(state.cgroup)
+        kills = cgroup.oom_kills()
+        if not cgroup.remove():
+            return state.model_copy(update={"memory_kills": kills})
+        state = state.model_copy(update={"memory_kills": kills, "cgroup": None})
+        self._directories[kind].save(job_id, state)
+        return state
 
     async def cancel(self, job_id: str, kind: JobKind = TRAININGS) -> bool:
         """SIGTERM the job, SIGKILL its process group after ``stop_timeout_s``; True once it has stopped."""
@@ -306,6 +353,9 @@ class LocalJobs:
             raise TemporaryRuntimeError(f"the process of job {job_id} did not stop")
         directory = self._directory(job_id, kind)
         async with self._directories[kind].lock(job_id):
+            state = self._directories[kind].load(job_id)
+            if state is not None and state.cgroup is not None:
+                self.limiter.cgroup(state.cgroup).remove()
             shutil.rmtree(directory, ignore_errors=True)
         self._directories[kind].forget(job_id)
 

@@ -28,6 +28,10 @@ Why it is shaped this way:
 - A replica runs in the ``sandbox`` under the launcher of ``processes.launch`` (which passes SIGTERM on to it):
   it reads its model path, writes only its scratch directory ``deployments/<id>/tmp-<number>`` and gets the
   allow-listed environment of ``processes.child_environment``; the platform's data directory is hidden from it.
+- With a ``limits.Limiter`` each replica runs in a cgroup of its own that holds it to ``spec.resources.limits``
+  (named in its state; removed when the replica is gone). A replica the kernel killed for its memory limit is
+  reported so ("exceeded its memory limit 256Mi") when it dies, and counts as a failure like any death before
+  readiness.
 - A changed model path or spec replaces replicas as a rolling update: the old ones keep serving until as many new
   ones are ready. A replica that exits with 8 (the model cannot be loaded), or dies ``failure_limit`` times in a
   row before it was ever ready (running past ``start_timeout_s`` counts as dying), fails the deployment with the
@@ -44,11 +48,13 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -62,6 +68,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
+from legion.api.runtime.limits import Limiter, memory_exceeded, unit_prefix
 from legion.api.runtime.processes import (
     LOG_SCAN_BYTES,
     LOG_TAIL_LINES,
@@ -73,7 +80,7 @@ from legion.api.runtime.processes import (
 )
 from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import ModelFormatError
-from legion.core.resources import ModelDeploymentSpec
+from legion.core.resources import ModelDeploymentSpec, ResourceRequirements
 from legion.model import MANIFEST_NAME
 from legion.model.package import package_python
 
@@ -102,6 +109,8 @@ class _Replica(_StateModel):
     ever_ready: bool = False
     failures: int = 0
     """Deaths in a row of this replica slot before it became ready."""
+    cgroup: str | None = None
+    """The replica's cgroup (a directory name, see ``limits``), when it runs in one."""
 
 
 class _Deployment(_StateModel):
@@ -121,7 +130,8 @@ class LocalRuntime:
     ``python`` runs ``-m legion serve`` (it must have Legion installed); ``host`` is the address replicas bind;
     a replica has ``start_timeout_s`` to become ready and ``stop_timeout_s`` to drain after SIGTERM before it is
     killed; ``failure_limit`` deaths in a row before readiness fail the deployment. Replicas run in ``sandbox``
-    (bubblewrap by default), which also hides ``work_dir``.
+    (bubblewrap by default), which also hides ``work_dir``, and, with a ``limiter``, each in a cgroup that holds it
+    to the spec's ``resources.limits``.
 
         runtime = LocalRuntime(work_dir, model_root=Path.cwd())
         await runtime.apply_deployment("wine", ModelDeploymentSpec(image="models/wine.zip", min_replicas=2))
@@ -140,6 +150,7 @@ class LocalRuntime:
         stop_timeout_s: float = 30.0,
         failure_limit: int = 3,
         sandbox: Sandbox | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.python = python
@@ -149,6 +160,8 @@ class LocalRuntime:
         self.stop_timeout_s = stop_timeout_s
         self.failure_limit = max(failure_limit, 1)
         self.sandbox = (sandbox or Sandbox()).hiding(work_dir)
+        self.limiter = limiter or Limiter.off()
+        self._unit_prefix = unit_prefix(work_dir)
         self._deployments = ProcessDirectory(work_dir / "deployments", _Deployment)
 
     # -- the Runtime protocol -----------------------------------------------------------------------------------
@@ -168,10 +181,12 @@ class LocalRuntime:
             elif state.failed_reason is not None:
                 raise PermanentRuntimeError(state.failed_reason)
             try:
-                ready = await self._converge(deployment_id, state, spec.min_replicas)
+                ready = await self._converge(deployment_id, state, spec)
             finally:
                 self._save(deployment_id, state)
-            return _observation(state.replicas, ready, _manifest_identity(state.model_path))
+            seen = _observation(state.replicas, ready, _manifest_identity(state.model_path))
+            enforced = self.limiter.describe(spec.resources) if self.limiter.enabled else None
+            return dataclasses.replace(seen, enforced_limits=enforced)
 
     async def delete_deployment(self, deployment_id: str) -> bool:
         """SIGTERM every replica, SIGKILL what is left after ``stop_timeout_s``; True once nothing is left."""
@@ -214,9 +229,13 @@ class LocalRuntime:
 
     # -- converging -----------------------------------------------------------------------------------------------
 
-    async def _converge(self, deployment_id: str, state: _Deployment, desired: int) -> dict[int, Identity | None]:
-        """One step towards ``desired`` current replicas; returns the pids that answered ready (and their model)."""
-        restarts = self._reap(deployment_id, state)
+    async def _converge(
+        self, deployment_id: str, state: _Deployment, spec: ModelDeploymentSpec
+    ) -> dict[int, Identity | None]:
+        """One step towards ``spec.min_replicas`` current replicas; returns the pids that answered ready (and their
+        model)."""
+        desired = spec.min_replicas
+        restarts = self._reap(deployment_id, state, spec.resources)
         for replica in state.replicas:
             replica.url = replica.url or self._read_url(deployment_id, replica)
         ready = await _probe_all(state.replicas)
@@ -240,7 +259,7 @@ class LocalRuntime:
         current = [r for r in state.replicas if r.spec_hash == state.spec_hash]
         while len(current) < desired:
             number, failures = restarts.pop(0) if restarts else (self._next_number(state), 0)
-            current.append(self._spawn(deployment_id, state, number, failures))
+            current.append(self._spawn(deployment_id, state, (number, failures), spec.resources))
         self._save(deployment_id, state)
         extra = sorted(current, key=lambda r: r.number, reverse=True)[: max(len(current) - desired, 0)]
         # Roll: an old replica goes once a current one is ready to take its place.
@@ -253,7 +272,7 @@ class LocalRuntime:
         await self._stop(deployment_id, state, [*extra, *old[keep_old:]])
         return ready
 
-    def _reap(self, deployment_id: str, state: _Deployment) -> list[tuple[int, int]]:
+    def _reap(self, deployment_id: str, state: _Deployment, resources: ResourceRequirements) -> list[tuple[int, int]]:
         """Drop dead replicas; returns (replica number, failures so far) of the slots to restart."""
         restarts: list[tuple[int, int]] = []
         for replica in list(state.replicas):
@@ -261,12 +280,15 @@ class LocalRuntime:
             if running:
                 continue
             state.replicas.remove(replica)
+            out_of_memory = self._release(replica) > 0
             if replica.spec_hash != state.spec_hash:
                 continue  # an old replica being replaced: nothing to restart
             if replica.ever_ready:
                 log.warning(
-                    "replica %s of %s (pid %s) exited; starting it again", replica.number, deployment_id, replica.pid
-                )
+                    "replica %s of %s (pid %s) %s; starting it again",
+                    replica.number, deployment_id, replica.pid,
+                    self._memory_exceeded(resources) if out_of_memory else "exited",
+                )  # fmt: skip
                 restarts.append((replica.number, 0))
                 continue
             if exit_code == ModelFormatError.exit_code:
@@ -275,8 +297,23 @@ class LocalRuntime:
                 state.failed_reason = f"replica {replica.number} {why}; its log ends:\n{tail}"
                 continue
             how = "exited" if exit_code is None else f"exited with code {exit_code}"
+            if out_of_memory:
+                how = self._memory_exceeded(resources)
             restarts += self._count_failure(deployment_id, state, replica, f"{how} before becoming ready")
         return restarts
+
+    def _memory_exceeded(self, resources: ResourceRequirements) -> str:
+        return memory_exceeded(self.limiter.describe(resources))
+
+    def _release(self, replica: _Replica) -> int:
+        """Remove the cgroup of a replica that is gone; how many of its processes the kernel killed for its memory
+        limit."""
+        if replica.cgroup is None:
+            return 0
+        cgroup = self.limiter.cgroup(replica.cgroup)
+        kills = cgroup.oom_kills()
+        cgroup.remove()
+        return kills
 
     def _count_failure(
         self, deployment_id: str, state: _Deployment, replica: _Replica, why: str
@@ -297,7 +334,11 @@ class LocalRuntime:
         state.failed_reason = f"replica {replica.number} {why}{times}; its log ends:\n{tail}"
         return []
 
-    def _spawn(self, deployment_id: str, state: _Deployment, number: int, failures: int) -> _Replica:
+    def _spawn(
+        self, deployment_id: str, state: _Deployment, slot: tuple[int, int], resources: ResourceRequirements
+    ) -> _Replica:
+        """Start replica ``slot`` (its number, and its deaths in a row so far) in a cgroup of its own."""
+        number, failures = slot
         directory = self._directory(deployment_id)
         directory.mkdir(parents=True, exist_ok=True)
         log_path = directory / f"replica-{number}.log"
@@ -308,7 +349,15 @@ class LocalRuntime:
         argv = [python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
         mounts = Mounts(cwd=scratch, scratch=scratch, readable=(Path(state.model_path),))
         command, env = self.sandbox.wrap(argv, mounts, child_environment())
-        pid = launch(command, env, python=self.python, cwd=scratch, log_path=log_path)
+        unit = f"{self._unit_prefix}-{deployment_id}-{number}-{secrets.token_hex(4)}"
+        cgroup, _ = self.limiter.create(unit, resources)
+        procs = cgroup.procs if cgroup else ()
+        try:
+            pid = launch(command, env, python=self.python, cwd=scratch, log_path=log_path, cgroups=procs)
+        except PermanentRuntimeError:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         replica = _Replica(
             number=number,
             pid=pid,
@@ -317,6 +366,7 @@ class LocalRuntime:
             log_offset=offset,
             started_at=time.time(),
             failures=failures,
+            cgroup=unit if cgroup else None,
         )
         state.replicas.append(replica)
         log.info("started replica %s of %s (pid %s) for %s", number, deployment_id, pid, state.model_path)
@@ -333,6 +383,7 @@ class LocalRuntime:
         for replica, stopped in zip(replicas, gone, strict=True):
             if stopped:
                 state.replicas.remove(replica)
+                self._release(replica)
             else:
                 log.error("replica %s of %s (pid %s) did not stop", replica.number, deployment_id, replica.pid)
         self._save(deployment_id, state)

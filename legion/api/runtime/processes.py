@@ -21,7 +21,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 
@@ -212,15 +212,21 @@ def child_environment(*layers: Mapping[str, str], environ: Mapping[str, str] = o
 
 # -- starting and stopping user code ------------------------------------------------------------------------------
 
-# Runs as ``python -I -c LAUNCHER EXIT_PATH CWD ARGV...``: ARGV (the program, or bubblewrap running it) as a child
-# in CWD; its exit code written atomically to EXIT_PATH ("-": not written) and returned. SIGTERM and SIGINT are
+# Runs as ``python -I -c LAUNCHER EXIT_PATH CWD CGROUPS ARGV...``: ARGV (the program, or bubblewrap running it) as
+# a child in CWD, moved before it starts into the cgroups whose ``cgroup.procs`` files CGROUPS lists (joined by
+# os.pathsep; "-": none), so that the launcher itself stays out of the limits and can always record the
+# exit code; that exit code written atomically to EXIT_PATH ("-": not written) and returned. SIGTERM and SIGINT are
 # passed to the program: to the child, or under bubblewrap (which does not pass signals on) to the first process
 # below it that is not bubblewrap. bubblewrap reports a program killed by signal N as 128+N; it is recorded as -N,
 # as for a program run directly.
 _LAUNCHER: Final = """\
 import os, signal, subprocess, sys
-exit_path, cwd, *argv = sys.argv[1:]
+exit_path, cwd, cgroups, *argv = sys.argv[1:]
 child = None
+def join():
+    for procs in cgroups.split(os.pathsep) if cgroups != "-" else ():
+        with open(procs, "w") as file:
+            file.write(str(os.getpid()))
 sandboxed = os.path.basename(argv[0]) == "bwrap"
 def program(pid):
     while pid:
@@ -243,9 +249,9 @@ def forward(signum, frame):
 signal.signal(signal.SIGTERM, forward)
 signal.signal(signal.SIGINT, forward)
 try:
-    child = subprocess.Popen(argv, cwd=cwd)
+    child = subprocess.Popen(argv, cwd=cwd, preexec_fn=join if cgroups != "-" else None)
     code = child.wait()
-except OSError as exc:
+except (OSError, subprocess.SubprocessError) as exc:
     print(f"legion: cannot start {argv[0]}: {exc}", file=sys.stderr, flush=True)
     code = 127
 if sandboxed and 128 < code <= 128 + 64:
@@ -259,13 +265,22 @@ sys.exit(code if code >= 0 else 128 - code)
 
 
 def launch(
-    argv: list[str], env: Mapping[str, str], *, python: str, cwd: Path, log_path: Path, exit_path: Path | None = None
+    argv: list[str],
+    env: Mapping[str, str],
+    *,
+    python: str,
+    cwd: Path,
+    log_path: Path,
+    exit_path: Path | None = None,
+    cgroups: Sequence[Path] = (),
 ) -> int:
     """Start ``argv`` detached (``spawn_detached``) under the launcher, with ``python``; the launcher's pid.
+    ``cgroups`` are the ``cgroup.procs`` files of the cgroups the program runs in (``limits.Cgroup.procs``).
 
     Its command line holds ``argv`` and ``exit_path``, which is what ``runs_with`` recognises it by.
     """
-    launcher = [python, "-I", "-c", _LAUNCHER, str(exit_path) if exit_path else "-", str(cwd), *argv]
+    joined = os.pathsep.join(str(path) for path in cgroups) or "-"
+    launcher = [python, "-I", "-c", _LAUNCHER, str(exit_path) if exit_path else "-", str(cwd), joined, *argv]
     return spawn_detached(launcher, env, log_path)
 
 

@@ -21,15 +21,18 @@ out) and ``status`` (``StatusPatch``: what a reconcile step changes in a status)
 loop do not belong here; this package only says what a valid resource is and what a status change is.
 """
 
+from legion.core.quantities import parse_quantity
 from legion.core.resources.base import (
+    DEFAULT_LIMITS,
+    DEFAULT_REQUESTS,
     ID_MAX_LENGTH,
+    EnforcedLimits,
     Metadata,
     NoStatus,
     ResourceBase,
     ResourceList,
     ResourceRequirements,
     is_valid_id,
-    parse_quantity,
 )
 from legion.core.resources.connection import (
     CONNECTION_TYPES,
@@ -106,8 +109,10 @@ from legion.core.resources.status import ReconciledStatus, StatusPatch
 
 __all__ = [
     "CONNECTION_TYPES",
+    "DEFAULT_LIMITS",
     "DEFAULT_MIN_REPLICAS",
     "DEFAULT_PROBE_INITIAL_DELAY_S",
+    "DEFAULT_REQUESTS",
     "DEPLOYMENT_STATES",
     "ENDED_JOB_STATES",
     "ID_MAX_LENGTH",
@@ -126,6 +131,7 @@ __all__ = [
     "ConnectionType",
     "DataBinding",
     "DeploymentState",
+    "EnforcedLimits",
     "EnvironmentVariable",
     "JobRunState",
     "JobState",

@@ -11,12 +11,12 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Final
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -27,23 +27,14 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from legion.core.quantities import QUANTITY, parse_quantity
+
 ID_MAX_LENGTH: Final = 63
 _ID: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _LABEL_NAME: Final = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DNS_SUBDOMAIN: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_QUANTITY: Final = re.compile(
-    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE](?P<exponent>[+-]?[0-9]+)|(?P<suffix>[KMGTPE]i|[mkMGTPE]))?"
-)
-_QUANTITY_DIGITS: Final = 30
-_SUFFIXES: Final[dict[str, Decimal]] = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
-    **{s + "i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
-}
-
 Loc = tuple[str | int, ...]
 
 
@@ -125,23 +116,6 @@ def _check_no_space(value: str) -> str:
     return value
 
 
-def parse_quantity(text: str) -> Decimal:
-    """The value of a Kubernetes quantity: ``"500m"`` → 0.5, ``"1Gi"`` → 1073741824, ``"1e3"`` → 1000.
-
-    >>> parse_quantity("256Mi")
-    Decimal('268435456')
-    """
-    match = _QUANTITY.fullmatch(text)
-    if match is None:
-        raise ValueError(
-            f"{text[:80]!r} is not a quantity: write a number with an optional suffix, e.g. 500m, 2, 1.5, 256Mi, 1Gi"
-        )
-    number, exponent = match["number"], int(match["exponent"] or 0)
-    if len(number) > _QUANTITY_DIGITS or abs(exponent) > _QUANTITY_DIGITS:
-        raise ValueError(f"{text[:80]!r} is out of range for a quantity")
-    return Decimal(number).scaleb(exponent) * _SUFFIXES[match["suffix"] or ""]
-
-
 def _check_quantity(value: str) -> str:
     parse_quantity(value)
     return value
@@ -169,7 +143,7 @@ RelativePath = Annotated[
     _states(pattern=r"^(?![/\\]|[A-Za-z]:[/\\])(?!(.*[/\\])?\.\.([/\\]|$))"),
 ]
 Image = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_no_space), _states(pattern=r"^\S+$")]
-Quantity = Annotated[str, AfterValidator(_check_quantity), _states(pattern=f"^{_QUANTITY.pattern}$")]
+Quantity = Annotated[str, AfterValidator(_check_quantity), _states(pattern=f"^{QUANTITY.pattern}$")]
 
 
 def _json_value(value: object, where: str) -> object:
@@ -210,23 +184,70 @@ class ResourceList(WireModel):
         return self
 
 
+DEFAULT_LIMITS: Final = {"cpu": "256m", "memory": "256Mi"}
+"""What a job or replica may use when its spec does not say: Legion's defaults (Kubernetes would apply them too)."""
+DEFAULT_REQUESTS: Final = {"cpu": "128m", "memory": "128Mi"}
+"""What a job or replica is guaranteed when its spec does not say (never more than its limit)."""
+
+
 class ResourceRequirements(WireModel):
-    """``limits`` (the most a job or replica may use) and ``requests`` (what it is guaranteed)."""
+    """``limits`` (the most a job or replica may use) and ``requests`` (what it is guaranteed), as Kubernetes
+    quantities. What is not given is filled in on validation, so the stored spec (and ``legion get -o yaml``) shows
+    the values in force, as Kubernetes' defaulting does: a missing limit is ``DEFAULT_LIMITS`` (raised to the
+    request when one is given above it), a missing request is ``DEFAULT_REQUESTS`` (lowered to the limit). GPUs
+    have no default.
+
+        >>> ResourceRequirements(limits={"memory": "64Mi"}).requests.memory
+        '64Mi'
+    """
 
     limits: ResourceList | None = None
     requests: ResourceList | None = None
 
     @model_validator(mode="after")
-    def _requests_within_limits(self) -> ResourceRequirements:
-        if self.limits is None or self.requests is None:
-            return self
+    def _defaults_and_requests_within_limits(self) -> ResourceRequirements:
+        limits, requests = self.limits or ResourceList(), self.requests or ResourceList()
         problems: list[tuple[Loc, str]] = []
         for name in ("cpu", "memory", "gpu"):
-            limit, request = getattr(self.limits, name), getattr(self.requests, name)
+            limit, request = getattr(limits, name), getattr(requests, name)
             if limit is not None and request is not None and parse_quantity(request) > parse_quantity(limit):
                 problems.append((("requests", name), f"{request} is more than the limit {limit}"))
         raise_problems("ResourceRequirements", problems)
+        filled_limits, filled_requests = limits.model_dump(exclude_none=True), requests.model_dump(exclude_none=True)
+        for name, default in DEFAULT_LIMITS.items():
+            request = filled_requests.get(name)
+            if name not in filled_limits:
+                above = request is not None and parse_quantity(request) > parse_quantity(default)
+                filled_limits[name] = request if above else default
+            if request is None:
+                limit = filled_limits[name]
+                lower = parse_quantity(limit) < parse_quantity(DEFAULT_REQUESTS[name])
+                filled_requests[name] = limit if lower else DEFAULT_REQUESTS[name]
+        fill(self, "limits", limits.model_copy(update=filled_limits))
+        fill(self, "requests", requests.model_copy(update=filled_requests))
         return self
+
+
+class EnforcedLimits(WireModel):
+    """How a runtime holds a job or replica to its ``resources.limits`` (a status field): the limits it enforces,
+    by which mechanism, and what it does not enforce and why. ``legion get -o yaml`` shows it, e.g.::
+
+        enforcedLimits: {mechanism: cgroup v1, memory: 256Mi, cpu: 256m,
+                         detail: "memory.limit_in_bytes=268435456, cpu.cfs_quota_us=25600 per 100000 us, ..."}
+    """
+
+    mechanism: str = Field(description="e.g. 'cgroup v2', 'cgroup v1', or 'none' when nothing is enforced")
+    cpu: Quantity | None = Field(default=None, description="the CPU limit enforced; absent when it is not")
+    memory: Quantity | None = Field(default=None, description="the memory limit enforced; absent when it is not")
+    detail: str | None = Field(default=None, description="the values written, and why something is not enforced")
+
+
+def _no_null(value: object) -> object:
+    return {} if value is None else value
+
+
+Resources = Annotated[ResourceRequirements, BeforeValidator(_no_null)]
+"""A spec's ``resources``: always there, with the defaults filled in (``resources: null`` means the defaults too)."""
 
 
 def _label_problem(key: str, value: str) -> str | None:

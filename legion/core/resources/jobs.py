@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Final, Literal, get_args
 from pydantic import Field, model_validator
 
 from legion.core.resources.base import (
+    EnforcedLimits,
     EnvName,
     Image,
     JsonObject,
@@ -23,6 +24,7 @@ from legion.core.resources.base import (
     ResourceBase,
     ResourceId,
     ResourceRequirements,
+    Resources,
     Text,
     WireModel,
     check_env_name,
@@ -109,7 +111,7 @@ class ModelTrainingSpec(WireModel):
     envs: list[EnvironmentVariable] = Field(default_factory=list)
     work_dir: RelativePath | None = None
     data: list[DataBinding] = Field(default_factory=list)
-    resources: ResourceRequirements | None = None
+    resources: Resources = Field(default_factory=ResourceRequirements)
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelTrainingSpec:
@@ -146,6 +148,9 @@ class JobStatus(WireModel):
     process_id: int | None = None
     observed_generation: int | None = Field(default=None, description="the spec generation this run is of")
     last_updated_time: datetime | None = None
+    enforced_limits: EnforcedLimits | None = Field(
+        default=None, description="how the runtime holds the run to spec.resources.limits"
+    )
 
 
 class ModelTrainingStatus(JobStatus):
@@ -224,7 +229,7 @@ class ModelPackagingSpec(WireModel):
     integration_name: ResourceId
     arguments: JsonObject = Field(default_factory=dict)
     targets: list[PackagingTarget] = Field(default_factory=list)
-    resources: ResourceRequirements | None = None
+    resources: Resources = Field(default_factory=ResourceRequirements)
 
     @model_validator(mode="after")
     def _unique_targets(self) -> ModelPackagingSpec:

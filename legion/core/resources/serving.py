@@ -14,11 +14,13 @@ from typing import Annotated, ClassVar, Final, Literal, get_args
 from pydantic import AfterValidator, Field, model_validator
 
 from legion.core.resources.base import (
+    EnforcedLimits,
     Image,
     Loc,
     ResourceBase,
     ResourceId,
     ResourceRequirements,
+    Resources,
     WireModel,
     fill,
     raise_problems,
@@ -45,7 +47,7 @@ class ModelDeploymentSpec(WireModel):
     image: Image
     min_replicas: int = Field(default=DEFAULT_MIN_REPLICAS, ge=0)
     max_replicas: int = Field(default=DEFAULT_MIN_REPLICAS, ge=1)
-    resources: ResourceRequirements | None = None
+    resources: Resources = Field(default_factory=ResourceRequirements)
     liveness_probe_initial_delay: int = Field(default=DEFAULT_PROBE_INITIAL_DELAY_S, ge=0, description="seconds")
     readiness_probe_initial_delay: int = Field(default=DEFAULT_PROBE_INITIAL_DELAY_S, ge=0, description="seconds")
     image_pull_conn_id: ResourceId | None = Field(default=None, alias="imagePullConnID")
@@ -79,6 +81,9 @@ class ModelDeploymentStatus(WireModel):
     model_version: str | None = None
     observed_generation: int | None = Field(default=None, description="the spec generation this status describes")
     last_updated_time: datetime | None = None
+    enforced_limits: EnforcedLimits | None = Field(
+        default=None, description="how the runtime holds each replica to spec.resources.limits"
+    )
     reason: str | None = None
     message: str | None = None
 
