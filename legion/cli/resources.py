@@ -16,7 +16,7 @@ import click
 
 from legion.cli.config import ClientSettings, read_config, resolve, save_context, write_config
 from legion.cli.output import render
-from legion.cli.waiting import timeout_option, wait_for, wait_option
+from legion.cli.waiting import replicas_ready, timeout_option, wait_for, wait_option
 from legion.client import LegionClient
 from legion.core.errors import InvalidInputError, LegionError
 from legion.core.resources import KindInfo, find_kind, load_documents, parse_resource
@@ -48,7 +48,7 @@ COLUMNS: dict[str, Columns] = {
                        ("ARTIFACT", lambda o: _spec(o, "artifactName")),
                        ("INTEGRATION", lambda o: _spec(o, "integrationName"))],
     "ModelDeployment": [("ID", lambda o: o["id"]), ("STATE", lambda o: _status(o, "state")),
-                        ("READY", lambda o: f"{_status(o, 'availableReplicas') or 0}/{_spec(o, 'minReplicas')}"),
+                        ("READY", replicas_ready),
                         ("IMAGE", lambda o: _spec(o, "image")), ("URL", lambda o: _status(o, "serviceURL"))],
     "ModelRoute": [("ID", lambda o: o["id"]), ("STATE", lambda o: _status(o, "state")),
                    ("URL PREFIX", lambda o: _spec(o, "urlPrefix")),
