@@ -32,7 +32,12 @@ def run(
     announce(f"listening on {url_of(sock)}")
     # uvicorn waits for open requests before the lifespan's shutdown runs, so held long-polls are released as soon
     # as the server is told to stop
-    options = HttpOptions(log_level=log_level, graceful_timeout_s=GRACEFUL_TIMEOUT_S)
+    options = HttpOptions(
+        log_level=log_level,
+        graceful_timeout_s=GRACEFUL_TIMEOUT_S,
+        max_header_bytes=settings.max_header_bytes,
+        errors="problem",
+    )
     http_server(app, options, on_exit=app.state.routing_signal.close).run(sockets=[sock])
     return 0
 

@@ -39,6 +39,9 @@ class ApiSettings(LegionSettings):
     """``aud`` of tokens that open the model APIs behind the gateway."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest request head (request line and headers) accepted, in bytes; a larger one gets 431 before it is read
+    further (Envoy's limit is of this size)."""
     runtime: Literal["none", "memory", "local"] = "local"
     """Where deployments run: ``local`` processes, ``memory`` (a fake, for tests) or ``none`` (store only)."""
     resync_s: float = Field(default=10.0, gt=0)

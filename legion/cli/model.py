@@ -5,9 +5,9 @@
 ``legion model info PATH|DEPLOYMENT`` (or Legion's ``--md DEPLOYMENT``) shows a manifest: of the model at PATH, or,
 when no such path exists here, of the model a ModelDeployment serves, as the management API describes it.
 
-``legion model test PATH --json '{...}'`` predicts through the model server's own data plane and codecs (no HTTP),
-so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data": [[...]]}``, a list of
-records, or one object of column values.
+``legion model test PATH --json '{...}'`` (or ``--json @FILE``) predicts through the model server's own data plane
+and codecs (no HTTP), so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data":
+[[...]]}``, a list of records, or one object of column values.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import click
 import orjson
 
 from legion.cli.image_cmd import image
+from legion.cli.jsonarg import JSON_TEXT
+from legion.client import error_from
 from legion.core.errors import BadRequestError, LegionError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
 from legion.model.loader import load_model
@@ -84,7 +86,8 @@ def _deployed_model(deployment: str, *, from_option: bool) -> dict[str, Any]:
 
 @model.command("test")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--json", "payload", required=True, help="Input: {columns, data}, a list of records, or an object.")
+@click.option("--json", "payload", type=JSON_TEXT, required=True,
+              help="Input: {columns, data}, a list of records, or an object; @FILE or @- reads it.")  # fmt: skip
 @click.option("--endpoint", default=None, help="Endpoint to call (default: 'default').")
 def test(path: Path, payload: str, endpoint: str | None) -> None:
     """Predict locally with the model at PATH, through the same code path as the server."""
@@ -171,7 +174,8 @@ def package(path: Path, output: Path) -> None:
 
 @model.command("invoke")
 @click.argument("deployment_id")
-@click.option("--json", "payload", required=True, help="Input: {columns, data}, a list of records, or an object.")
+@click.option("--json", "payload", type=JSON_TEXT, required=True,
+              help="Input: {columns, data}, a list of records, or an object; @FILE or @- reads it.")  # fmt: skip
 @click.option("--url", default=None, help="Call through this gateway (default: the context's gateway, else a replica).")
 @click.option("--token", default=None, envvar="LEGION_MODEL_TOKEN", help="Model API token for the gateway.")
 def invoke(deployment_id: str, payload: str, url: str | None, token: str | None) -> None:
@@ -207,8 +211,9 @@ def invoke(deployment_id: str, payload: str, url: str | None, token: str | None)
         answer = httpx.post(f"{base}/api/model/invoke", json=body, headers=headers, timeout=60, trust_env=False)
     except httpx.TransportError as exc:
         raise UnavailableError(f"cannot reach {base}: {exc}") from None
-    if answer.is_error:
-        raise BadRequestError(f"the model answered {answer.status_code}: {answer.text[:2000]}")
+    if answer.is_error:  # the error class of the status, so a 401 exits as an API 401 does
+        error = error_from(answer, fallback=answer.text[:2000])
+        raise type(error)(f"the model answered {answer.status_code}: {error.detail}", fields=error.fields)
     click.echo(answer.text)
 
 

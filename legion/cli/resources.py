@@ -16,9 +16,9 @@ import click
 
 from legion.cli.config import ClientSettings, Context, resolve, save_context
 from legion.cli.output import render
-from legion.cli.waiting import timeout_option, wait_for, wait_option
+from legion.cli.waiting import replicas_ready, timeout_option, wait_for, wait_option
 from legion.client import LegionClient
-from legion.core.errors import InvalidInputError, LegionError
+from legion.core.errors import InvalidInputError, LegionError, NotFoundError
 from legion.core.resources import KindInfo, find_kind, load_documents, parse_resource
 
 Columns = list[tuple[str, Callable[[dict[str, Any]], Any]]]
@@ -48,7 +48,7 @@ COLUMNS: dict[str, Columns] = {
                        ("ARTIFACT", lambda o: _spec(o, "artifactName")),
                        ("INTEGRATION", lambda o: _spec(o, "integrationName"))],
     "ModelDeployment": [("ID", lambda o: o["id"]), ("STATE", lambda o: _status(o, "state")),
-                        ("READY", lambda o: f"{_status(o, 'availableReplicas') or 0}/{_spec(o, 'minReplicas')}"),
+                        ("READY", replicas_ready),
                         ("IMAGE", lambda o: _spec(o, "image")), ("URL", lambda o: _status(o, "serviceURL"))],
     "ModelRoute": [("ID", lambda o: o["id"]), ("STATE", lambda o: _status(o, "state")),
                    ("URL PREFIX", lambda o: _spec(o, "urlPrefix")),
@@ -67,17 +67,22 @@ def client() -> LegionClient:
 
 
 def read_file(path: str) -> list[dict[str, Any]]:
-    """The documents of a file (``-`` for standard input), each checked; a bad one is named by its position."""
+    """The documents of a file (``-`` for standard input), each checked; every error names the file, and the line
+    of a syntax error or the position of a bad document."""
+    source = "standard input" if path == "-" else path
     text = sys.stdin.read() if path == "-" else _read_text(Path(path))
-    documents = load_documents(text)
+    try:
+        documents = load_documents(text)
+    except LegionError as exc:
+        raise type(exc)(f"{source}: {exc.detail}", fields=exc.fields) from None
     if not documents:
-        raise InvalidInputError(f"{path} holds no resources")
+        raise InvalidInputError(f"{source} holds no resources")
     for index, document in enumerate(documents, start=1):
         try:
             parse_resource(document)
         except LegionError as exc:
             error_class: type[LegionError] = type(exc)
-            raise error_class(f"{path}, document {index}: {exc.detail}", fields=exc.fields) from None
+            raise error_class(f"{source}, document {index}: {exc.detail}", fields=exc.fields) from None
     return documents
 
 
@@ -167,17 +172,35 @@ def apply(path: str, wait: bool, timeout: float) -> None:
 @click.argument("resource_id", required=False)
 @click.option("-f", "--filename", "path", default=None, help="Delete the objects of this file instead.")
 def delete(kind: str | None, resource_id: str | None, path: str | None) -> None:
-    """Delete one object (KIND ID), or every object of a file (in reverse order)."""
+    """Delete one object (KIND ID), or every object of a file (in reverse order).
+
+    As ``kubectl delete -f``: an object of the file that does not exist is reported and passed over, the others are
+    deleted, then a count is printed and the command fails (exit code 3, not found) if any was missing.
+    """
     if path:
         targets = [(find_kind(d["kind"]), str(d["id"])) for d in reversed(read_file(path))]
     elif kind and resource_id:
         targets = [(find_kind(kind), resource_id)]
     else:
         raise click.UsageError("give KIND and ID, or -f FILE")
+    missing: list[str] = []
     with client() as session:
         for info, ident in targets:
-            session.delete(info.path, ident)
+            try:
+                session.delete(info.path, ident)
+            except NotFoundError:
+                if not path:
+                    raise
+                missing.append(f"{info.name} {ident}")
+                click.echo(f"{info.name} {ident} not found")
+                continue
             click.echo(f"{info.name} {ident} deleted")
+    if path:
+        click.echo(f"{len(targets) - len(missing)} deleted, {len(missing)} not found")
+        if missing:
+            listed = ", ".join(missing)
+            source = "standard input" if path == "-" else path
+            raise NotFoundError(f"{len(missing)} of the {len(targets)} objects of {source} did not exist: {listed}")
 
 
 @click.group("token")

@@ -7,9 +7,11 @@ import click
 
 from legion.cli.output import render
 from legion.cli.resources import COLUMNS, client, token_create
-from legion.cli.waiting import timeout_option, wait_for_deployment, wait_option
+from legion.cli.waiting import SCALES_FROM_ZERO, timeout_option, wait_for_deployment, wait_option
 
 PATH = "/model/deployment"
+FROM_ZERO = "no replica runs until a request comes through the gateway, which starts one; it stops again once idle"
+"""What scaling from zero means, said whenever a command makes a deployment do it (``minReplicas: 0``)."""
 
 
 @click.command()
@@ -24,10 +26,11 @@ def deploy(deployment_id: str, image: str, replicas: int, wait: bool, timeout: f
                 "spec": {"image": image, "minReplicas": replicas, "maxReplicas": max(replicas, 1)}}  # fmt: skip
     with client() as session:
         outcome, _ = session.apply(PATH, document)
-        click.echo(f"ModelDeployment {deployment_id} {outcome}")
+        scales = f"; it {SCALES_FROM_ZERO}: {FROM_ZERO}" if replicas == 0 else ""
+        click.echo(f"ModelDeployment {deployment_id} {outcome}{scales}")
         if wait:
-            ready = wait_for_deployment(session, deployment_id, timeout)
-            click.echo(f"ready at {ready.get('status', {}).get('serviceURL')}")
+            url = wait_for_deployment(session, deployment_id, timeout).get("status", {}).get("serviceURL")
+            click.echo(f"ready at {url}" if url else "ready: a request through the gateway starts a replica")
 
 
 @click.command()
@@ -52,7 +55,13 @@ def scale(deployment_id: str, replicas: int, wait: bool, timeout: float) -> None
                 "maxReplicas": max(replicas, current["spec"].get("maxReplicas", 1), 1)}  # fmt: skip
         session.update(PATH, {"kind": "ModelDeployment", "id": deployment_id, "spec": spec,
                               "metadata": {"labels": current.get("metadata", {}).get("labels", {})}})  # fmt: skip
-        click.echo(f"ModelDeployment {deployment_id} scaled to {replicas}")
+        if replicas == 0:
+            change = f"; it now {SCALES_FROM_ZERO}: {FROM_ZERO}"
+        elif current["spec"].get("minReplicas") == 0:
+            change = f"; it no longer {SCALES_FROM_ZERO}"
+        else:
+            change = ""
+        click.echo(f"ModelDeployment {deployment_id} scaled to {replicas}{change}")
         if wait:
             wait_for_deployment(session, deployment_id, timeout)
 

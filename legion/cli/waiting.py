@@ -65,14 +65,31 @@ def _follow(fetch: Callable[[], dict[str, Any]], judge: Callable[[dict[str, Any]
         time.sleep(POLL_S)
 
 
+SCALES_FROM_ZERO = "scales from zero"
+
+
+def replicas_ready(deployment: dict[str, Any]) -> str:
+    """The READY of a deployment: available replicas / wanted ones. One with ``minReplicas: 0`` wants the replicas
+    it runs now (none while idle, one while a request through the gateway has woken it): ``0/0 (scales from zero)``.
+    """
+    status = deployment.get("status", {})
+    available = status.get("availableReplicas") or 0
+    wanted = deployment.get("spec", {}).get("minReplicas", 1)
+    if wanted == 0:
+        return f"{available}/{status.get('replicas') or 0} ({SCALES_FROM_ZERO})"
+    return f"{available}/{wanted}"
+
+
 def wait_for_deployment(session: LegionClient, deployment_id: str, timeout_s: float) -> dict[str, Any]:
-    """Poll until Ready for the current spec; print each change; ``Failed`` and time-outs are errors."""
+    """Poll until Ready for the current spec; print each change; ``Failed`` and time-outs are errors.
+
+    A deployment that scales from zero is ready as soon as it is ``Ready``, whether a replica still runs or not."""
 
     def judge(current: dict[str, Any]) -> _Look:
         status = current.get("status", {})
         want = current.get("spec", {}).get("minReplicas", 1)
-        line = f"{deployment_id}: {status.get('state', 'Processing')} {status.get('availableReplicas', 0)}/{want}"
-        ready = status.get("state") == "Ready" and status.get("availableReplicas") == want
+        line = f"{deployment_id}: {status.get('state', 'Processing')} {replicas_ready(current)}"
+        ready = status.get("state") == "Ready" and (want == 0 or status.get("availableReplicas") == want)
         failed = status.get("state") == "Failed"
         why = f"deployment {deployment_id} failed: {status.get('reason', 'no reason given')}" if failed else None
         return _Look(line, ready and _current(current, status), why)

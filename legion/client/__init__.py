@@ -3,6 +3,6 @@
 It never imports a service package; it speaks HTTP and turns problem documents back into Legion's error tree.
 """
 
-from legion.client.client import LegionClient
+from legion.client.client import LegionClient, error_from
 
-__all__ = ["LegionClient"]
+__all__ = ["LegionClient", "error_from"]

@@ -22,8 +22,8 @@ from legion.core.errors import ConflictError, LegionError, UnavailableError, err
 API_PREFIX = "/api/v1"
 
 
-def error_from(response: httpx.Response) -> LegionError:
-    """The Legion error a failed answer stands for."""
+def error_from(response: httpx.Response, fallback: str | None = None) -> LegionError:
+    """The Legion error a failed answer stands for; ``fallback`` is its detail when the body gives none."""
     try:
         body = response.json()
     except ValueError:
@@ -31,7 +31,7 @@ def error_from(response: httpx.Response) -> LegionError:
     detail = body.get("detail") or body.get("error") if isinstance(body, dict) else None
     fields = body.get("errors") if isinstance(body, dict) and isinstance(body.get("errors"), dict) else None
     error_type = error_for_status(response.status_code)
-    return error_type(str(detail or f"the server answered {response.status_code}"), fields=fields)
+    return error_type(str(detail or fallback or f"the server answered {response.status_code}"), fields=fields)
 
 
 class LegionClient:

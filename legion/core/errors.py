@@ -6,7 +6,8 @@ surface renders errors in exactly one place (the model APIs as ``{"error": ...}`
     LegionError (500, exit 1)
     ├── InvalidInputError (422, exit 2)      the caller sent something we cannot accept
     │   ├── BadRequestError (400)            malformed body, wrong content type, missing header
-    │   └── PayloadTooLargeError (413)       body over the configured limit
+    │   ├── PayloadTooLargeError (413)       body over the configured limit
+    │   └── HeadersTooLargeError (431)       request head (request line and headers) over the configured limit
     ├── NotFoundError (404, exit 3)          no such model, endpoint, resource or path
     ├── ConflictError (409, exit 4)          the resource exists already or changed under us
     ├── UnauthorizedError (401, exit 5)      no, bad, expired or revoked credentials
@@ -74,6 +75,13 @@ class BadRequestError(InvalidInputError):
 class PayloadTooLargeError(InvalidInputError):
     status = 413
     title = "Payload too large"
+
+
+class HeadersTooLargeError(InvalidInputError):
+    """Answered by ``legion.hosting`` before any app runs: the head is refused unread past the limit."""
+
+    status = 431
+    title = "Request header fields too large"
 
 
 class NotFoundError(LegionError):

@@ -35,7 +35,11 @@ def serve(settings: GatewaySettings, sock: socket.socket | None, multiprocess_di
         return exc.exit_code
     if sock is None:
         sock = bind(settings.host, settings.port)
-    options = HttpOptions(log_level=settings.log_level, graceful_timeout_s=settings.graceful_timeout_s)
+    options = HttpOptions(
+        log_level=settings.log_level,
+        graceful_timeout_s=settings.graceful_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
     http_server(app, options).run(sockets=[sock])
     return 0
 

@@ -191,6 +191,9 @@ class GatewaySettings(LegionSettings):
     """Worker processes sharing the port through SO_REUSEPORT; each keeps its own routing table and pools."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     """Largest request body accepted; a larger one gets 413."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    """Largest request head (request line and headers) accepted, in bytes; a larger one gets 431 before it is read
+    further (Envoy's limit is of this size)."""
     graceful_timeout_s: float = Field(default=30.0, ge=0.0)
     """On SIGTERM, how long in-flight requests may take to finish."""
 

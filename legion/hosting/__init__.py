@@ -5,6 +5,8 @@ way is written here once:
 
 - ``http.http_server``: the uvicorn server and its one configuration (event loop, HTTP parser, graceful shutdown,
   no ``Server`` header, Legion's log handlers), and the hook that runs when the server is told to stop;
+- ``heads.head_limited``: the HTTP protocol that server speaks, uvicorn's httptools one refusing a request head over
+  the service's ``max_header_bytes`` with 431 before it is read further;
 - ``workers.run_workers`` (with ``supervisor.supervise``): bind the port before any worker starts (so
   ``--port 0`` works and is announced once), serve in this process with one worker, or start N worker processes
   on the port (``SO_REUSEPORT``) with the settings object handed to each, supervise them and aggregate their

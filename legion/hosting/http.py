@@ -2,7 +2,8 @@
 
 uvloop and httptools (the fastest pair measured, DESIGN §8), the lifespan on, no access log of uvicorn's own (the
 gateway writes its own), no ``Server`` header, and ``log_config=None`` so uvicorn's lines go through Legion's
-handlers (``legion.core.logs``). Limits that every service shares (such as the largest request head) belong here.
+handlers (``legion.core.logs``). Limits that every service shares belong here: the largest request head
+(``max_header_bytes``, answered with 431 by ``heads.head_limited``'s protocol before the app runs).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from types import FrameType
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from legion.hosting.heads import ErrorFormat, head_limited
 
 BACKLOG = 2048
 """Connections the kernel queues before the app accepts them (as ``legion.core.net.bind`` listens)."""
@@ -27,6 +30,10 @@ class HttpOptions:
     """Level of uvicorn's own log lines."""
     graceful_timeout_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish (uvicorn rounds it up to whole seconds)."""
+    max_header_bytes: int = 64 * 1024
+    """Largest request head (request line and headers) in bytes; a larger one is refused with 431, unread."""
+    errors: ErrorFormat = "json"
+    """How the answers given before the app runs (431) are worded: ``json`` or ``problem`` (problem+json)."""
 
 
 def http_server(app: ASGIApp, options: HttpOptions, on_exit: Callable[[], None] | None = None) -> uvicorn.Server:
@@ -38,7 +45,7 @@ def http_server(app: ASGIApp, options: HttpOptions, on_exit: Callable[[], None] 
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=head_limited(options.max_header_bytes, options.errors),
         lifespan="on",
         access_log=False,
         log_level=options.log_level,

@@ -52,7 +52,12 @@ def serve(settings: ServerSettings, sock: socket.socket | None, multiprocess_dir
         return exc.exit_code
     if sock is None:
         sock = bind(settings.host, settings.port)
-    server = http_server(app, HttpOptions(log_level=settings.log_level, graceful_timeout_s=settings.graceful_timeout_s))
+    options = HttpOptions(
+        log_level=settings.log_level,
+        graceful_timeout_s=settings.graceful_timeout_s,
+        max_header_bytes=settings.max_header_bytes,
+    )
+    server = http_server(app, options)
     server.run(sockets=[sock])
     return exit_code
 

@@ -1,4 +1,5 @@
-"""``legion model test|info`` and error rendering, run in process through Click's runner."""
+"""``legion model test|info|invoke`` and error rendering, run in process through Click's runner (``invoke`` against
+a real management API and gateway)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from legion.cli.main import cli
+from legion.core.errors import UnauthorizedError
+from tests.api.conftest import Api, api  # noqa: F401  # the module-scoped API server fixture
+from tests.gateway.conftest import deployment, gateway_process, snapshot, write_routing
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,3 +100,39 @@ def test_legionctl_is_the_same_command() -> None:
     result = subprocess.run([sys.executable, "-m", "legion", "--version"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("legion, version")
     assert Path(sys.executable).with_name("legionctl").exists()
+
+
+def test_json_is_read_from_a_file_or_standard_input(
+    runner: CliRunner, summation_model_dir: Path, tmp_path: Path
+) -> None:
+    command = ["model", "test", str(summation_model_dir), "--endpoint", "sum_and_pow", "--json"]
+    request = tmp_path / "request.json"
+    request.write_text('[{"a": 2, "b": 3}]')
+    from_file = runner.invoke(cli, [*command, f"@{request}"])
+    from_stdin = runner.invoke(cli, [*command, "@-"], input=request.read_text())
+    assert from_file.exit_code == from_stdin.exit_code == 0, from_file.output + from_stdin.output
+    assert (
+        json.loads(from_file.stdout)
+        == json.loads(from_stdin.stdout)
+        == {"prediction": [[5, 8]], "columns": ["sum", "pow"]}
+    )
+    missing = runner.invoke(cli, [*command, f"@{tmp_path / 'nowhere.json'}"])
+    assert missing.exit_code == 2
+    assert f"no such file: {tmp_path / 'nowhere.json'}" in missing.output
+
+
+def test_a_401_from_the_model_exits_as_a_401_from_the_api(api: Api, tmp_path: Path) -> None:  # noqa: F811
+    runner = CliRunner(env={"LEGION_API_URL": api.url, "LEGION_API_TOKEN": api.admin, "LEGION_MODEL_TOKEN": None,
+                            "LEGION_CONFIG_FILE": str(tmp_path / "config.yaml")})  # fmt: skip
+    assert runner.invoke(cli, ["deploy", "toy", "--image", "models/toy"]).exit_code == 0
+    routing = tmp_path / "routing.json"
+    write_routing(routing, snapshot([deployment("toy", ["http://127.0.0.1:9"])]))
+    invoke = ["model", "invoke", "toy", "--json", f"@{ROOT / 'examples/census_income/request.json'}"]
+    with gateway_process(routing) as gateway:
+        no_token = runner.invoke(cli, [*invoke, "--url", gateway.url])
+        bad_token = runner.invoke(cli, [*invoke, "--url", gateway.url, "--token", "not-a-token"])
+    from_the_api = runner.invoke(cli, invoke, env={"LEGION_API_TOKEN": "not-a-token"})
+    assert from_the_api.exit_code == UnauthorizedError.exit_code, from_the_api.output
+    for result in (no_token, bad_token):
+        assert result.exit_code == UnauthorizedError.exit_code, result.output  # was 2, a usage error's
+        assert result.stderr.startswith("Error: the model answered 401: "), result.stderr

@@ -118,6 +118,35 @@ def test_deleting_a_referenced_object_is_refused(run, tmp_path: Path) -> None:  
     assert run("get", "dep", "-o", "json").stdout.strip() == "[]"
 
 
+def test_delete_f_passes_over_missing_objects_deletes_the_rest_and_counts(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, MANIFESTS)
+    assert run("apply", "-f", path).exit_code == 0
+    assert run("delete", "conn", "repo").exit_code == 0  # one object of the file is gone already
+    result = run("delete", "-f", path)
+    assert result.exit_code == 3, result.output  # NotFoundError's code, after deleting everything else
+    lines = result.stdout.splitlines()
+    assert "Connection repo not found" in lines
+    assert {
+        "ModelRoute income deleted",
+        "ModelDeployment census deleted",
+        "ToolchainIntegration python deleted",
+    } <= set(lines)
+    assert lines[-1] == "3 deleted, 1 not found"
+    assert f"Error: 1 of the 4 objects of {path} did not exist: Connection repo" in result.stderr
+    for kind in ("conn", "ti", "dep", "route"):
+        assert run("get", kind, "-o", "json").stdout.strip() == "[]"
+
+
+def test_file_errors_name_the_file_and_the_line(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = write(tmp_path, "kind: ModelDeployment\nid: x\nspec: {image: a\n", "broken.yaml")
+    for command in ("apply", "create", "delete"):
+        result = run(command, "-f", path)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"Error: {path}: invalid YAML at line 4, column 1: "), result.stderr
+    piped = run("apply", "-f", "-", stdin="kind: Connection\nid: [\n")
+    assert piped.stderr.startswith("Error: standard input: invalid YAML at line "), piped.stderr
+
+
 def test_roles_and_tokens(run, api: Api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     forbidden = run("apply", "-f", write(tmp_path, MANIFESTS), token=api.viewer)
     assert forbidden.exit_code == 6

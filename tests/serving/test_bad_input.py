@@ -3,6 +3,7 @@ without a traceback."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from tests.serving.toy_models import save_toy
+from tests.support.rawhttp import exchange, head_of_size, oversized_head
 from tests.support.server import ServerProcess, failed_start, serving
 
 GOOD = {"columns": ["a", "b", "s"], "data": [[1, 2.5, "x"]]}
@@ -149,6 +151,22 @@ def test_a_bad_request_in_a_batch_does_not_fail_its_neighbours(toy_server: Serve
     assert [a.json()["prediction"][0][0] for i, a in enumerate(answers) if i != 5] == [
         100.0 + i + 1.0 for i in range(16) if i != 5
     ]
+
+
+def test_a_request_head_over_64_kib_is_a_431_answered_before_it_is_read(toy_server: ServerProcess) -> None:
+    url = toy_server.url
+    body = json.dumps(GOOD).encode()
+    under = head_of_size(url, 60 * 1024, method="POST", path="/api/model/invoke",
+                         extra=f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n")  # fmt: skip
+    assert exchange(url, under + body).status == 200
+    refused = exchange(url, head_of_size(url, 1 << 20, method="POST", path="/api/model/invoke"))
+    assert refused.status == 431
+    assert json.loads(refused.body) == {"error": "the request's header fields are over the limit of 65536 bytes"}
+    assert refused.ended
+    total = 64 << 20
+    streamed = exchange(url, oversized_head(url, total, path="/api/model/invoke"))
+    assert streamed.status == 431
+    assert streamed.sent < total  # answered while the client still had most of its head to send
 
 
 def test_served_model_path_without_model_fails_to_start(tmp_path: Path) -> None:

@@ -96,6 +96,21 @@ def test_era_a_key_lists_make_several_rows(
     assert len(answer.json()) == 2
 
 
+def test_the_era_b_body_on_an_era_a_path_is_told_the_shape_it_takes(
+    census_server: ServerProcess, census_request: dict[str, Any], client: httpx.Client
+) -> None:
+    base = f"{census_server.url}/api/model/census-income/1.0"
+    for answer in (
+        client.post(f"{base}/invoke", json=census_request),
+        client.post(f"{base}/batch", json=census_request),
+    ):
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert '{"age": ..., "workclass": ...' in error  # the columns by name, as this path takes them
+        assert "era-b shape, for POST /api/model/invoke" in error
+        assert "different lengths" not in error
+
+
 def test_era_a_info_describes_every_endpoint(census_server: ServerProcess, client: httpx.Client) -> None:
     info = client.get(f"{census_server.url}/api/model/census-income/1.0/info").json()
     assert info["model_id"] == "census-income"

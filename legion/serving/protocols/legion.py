@@ -37,6 +37,7 @@ from legion.serving.http import (
 from legion.serving.openapi import describe_endpoint, openapi_document
 
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+_ERA_B_SHAPE = '{"columns": [...], "data": [[...]]} is the era-b shape, for POST /api/model/invoke'
 
 
 def _one_or_many(result: Table | Raw) -> Any:
@@ -117,6 +118,11 @@ class LegionAPI:
             return json_response(self.plane.call(endpoint, params))
         if not params:
             raise BadRequestError("no input given: send the columns as query parameters, form fields or JSON")
+        if _era_b_shaped(params, endpoint):
+            raise BadRequestError(
+                f"this era-a path takes the columns by name, one value each (or a list for several rows): a query "
+                f"string, form fields or a JSON object {_columns_object(endpoint)}; {_ERA_B_SHAPE}"
+            )
         result = await self.plane.predict(endpoint, codecs.from_columns(endpoint, params))
         return json_response(_one_or_many(result))
 
@@ -127,7 +133,11 @@ class LegionAPI:
         if media_type(request) in ("application/json", "text/json"):
             records = parse_json(body)
             if not isinstance(records, list):
-                raise BadRequestError("a JSON batch must be a list of objects")
+                era_b = isinstance(records, dict) and _era_b_shaped(records, endpoint)
+                raise BadRequestError(
+                    f"a JSON batch must be a list of objects, one per row: [{_columns_object(endpoint)}, ...]"
+                    + (f"; {_ERA_B_SHAPE}" if era_b else "")
+                )
         else:
             text = body.decode("utf-8", "replace")
             records = [
@@ -182,6 +192,18 @@ class LegionAPI:
                 raise BadRequestError('send a JSON object of properties, e.g. {"threshold": 0.7}')
             return json_response(properties.update_properties(changes))
         return json_response(properties.all_properties())
+
+
+def _era_b_shaped(params: dict[str, Any], endpoint: Endpoint) -> bool:
+    """Whether era-a parameters are an era-b body (``columns`` and ``data``) rather than columns of that name."""
+    names = {column.name for column in endpoint.columns}
+    return set(params) == {"columns", "data"} and not names & {"columns", "data"}
+
+
+def _columns_object(endpoint: Endpoint) -> str:
+    """``{"age": ..., "workclass": ...}``: the object of columns an era-a path takes for ``endpoint``."""
+    names = [column.name for column in endpoint.columns]
+    return "{" + ", ".join(f'"{name}": ...' for name in names) + "}" if names else "{...}"
 
 
 def _multi(items: Any) -> dict[str, Any]:
