@@ -6,6 +6,7 @@ document. Field names are camelCase on disk (Legion's style) and snake_case in P
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,19 +87,49 @@ class Manifest(_Spec):
     def read(cls, directory: Path) -> Manifest:
         path = directory / MANIFEST_NAME
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ModelFormatError(f"{directory} has no {MANIFEST_NAME}") from None
+        return cls.parse(text, str(path))
+
+    @classmethod
+    def parse(cls, text: str, where: str) -> Manifest:
+        """The manifest in ``text`` (read from ``where``, which error messages name)."""
+        try:
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ModelFormatError(f"{path} is not valid YAML: {exc}") from None
+            raise ModelFormatError(f"{where} is not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
-            raise ModelFormatError(f"{path} must hold a mapping")
+            raise ModelFormatError(f"{where} must hold a mapping")
         if raw.get("formatVersion", FORMAT_VERSION) > FORMAT_VERSION:
             raise ModelFormatError(
-                f"{path} has format version {raw['formatVersion']}; this Legion reads up to {FORMAT_VERSION}"
+                f"{where} has format version {raw['formatVersion']}; this Legion reads up to {FORMAT_VERSION}"
             )
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
             problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise ModelFormatError(f"{path} is not a valid manifest", problems=problems) from None
+            raise ModelFormatError(f"{where} is not a valid manifest", problems=problems) from None
+
+
+def saved_manifest(path: Path) -> Manifest:
+    """The manifest of the model saved at ``path`` — a model directory, a local package or a ``.zip`` — read
+    without loading anything of the model (the management API and the local runtime read properties so);
+    ``ModelFormatError`` when there is none.
+
+    >>> saved_manifest(Path("examples/summation/build/model")).properties
+    {'multiplier': 1}
+    """
+    if (path / PACKAGE_MANIFEST_NAME).is_file():
+        path = path / "model"
+    if path.is_file() and zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zipped:
+                text = zipped.read(MANIFEST_NAME).decode("utf-8")
+        except (KeyError, OSError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+            raise ModelFormatError(f"{path} holds no readable {MANIFEST_NAME}: {exc}") from None
+        return Manifest.parse(text, f"{path}:{MANIFEST_NAME}")
+    try:
+        return Manifest.read(path)
+    except (OSError, UnicodeDecodeError) as exc:  # not a directory, unreadable, not text
+        raise ModelFormatError(f"{path} holds no readable {MANIFEST_NAME}: {exc}") from None
