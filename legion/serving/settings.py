@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from legion.core.logs import LogFormat
 from legion.core.settings import LegionSettings
@@ -44,7 +44,12 @@ class ServerSettings(LegionSettings):
     difference is a warning, and the model is refused only when it fails to load or to predict on its input
     example (``legion.model.loader``)."""
     properties: dict[str, Any] = Field(default_factory=dict)
-    """Initial values of model properties, overriding the ones saved with the model."""
+    """Initial values of model properties, overriding the ones saved with the model (``--property NAME=VALUE``,
+    or ``LEGION_PROPERTIES`` as a JSON object: how the platform's local runtime starts a replica)."""
+    properties_token: SecretStr | None = None
+    """When set, ``PUT /api/model/properties`` needs it as a bearer token (``LEGION_PROPERTIES_TOKEN``). The
+    platform's local runtime gives each replica one, so a deployed model's properties change only through the
+    management API; unset (a ``legion serve`` of one's own), whoever reaches the server may tune them."""
     log_level: str = "info"
     """Level of the server's log lines."""
     log_format: LogFormat = "text"
