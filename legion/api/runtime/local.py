@@ -18,15 +18,21 @@ Why it is shaped this way:
   file, then renamed, after every change), so a new runtime over the same directory adopts what runs::
 
       {"version": 1, "specHash": "…", "modelPath": "/abs/model", "nextReplica": 3, "failedReason": null,
+       "properties": {"threshold": 0.7},
        "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
                      "modelPath": "/abs/model", "logOffset": 0, "startedAt": 1767000000.0,
-                     "everReady": true, "failures": 0}]}
+                     "everReady": true, "failures": 0, "properties": {"threshold": 0.7},
+                     "propertiesToken": "…"}]}
 
   A replica is adopted only if its pid is alive and ``/proc/<pid>/cmdline`` has ``legion``, ``serve`` and its
   model path, so a recycled pid is never taken for a replica (nor signalled).
 - A replica runs in the ``sandbox`` under the launcher of ``processes.launch`` (which passes SIGTERM on to it):
   it reads its model path, writes only its scratch directory ``deployments/<id>/tmp-<number>`` and gets the
   allow-listed environment of ``processes.child_environment``; the platform's data directory is hidden from it.
+- The deployment's properties (``spec.properties``) are not part of what a replica is made of: a replica starts
+  with them and, when they change, each running replica is sent the new values over loopback before it is
+  reported available again (``runtime.properties``), so the gateway never routes to a replica holding old ones.
+  Only the runtime holds a replica's properties token (in ``state.json``): no one else can change its values.
 - A changed model path or spec replaces replicas as a rolling update: the old ones keep serving until as many new
   ones are ready. A replica that exits with 8 (the model cannot be loaded), or dies ``failure_limit`` times in a
   row before it was ever ready (running past ``start_timeout_s`` counts as dying), fails the deployment with the
@@ -53,7 +59,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import yaml
@@ -70,6 +76,8 @@ from legion.api.runtime.processes import (
     runs_with,
     stop_process,
 )
+from legion.api.runtime.properties import DELIVERED, UNREACHABLE, Refused, full_values, new_token, push
+from legion.api.runtime.properties import start_environment as properties_environment
 from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import ModelFormatError
 from legion.core.resources import ModelDeploymentSpec
@@ -100,6 +108,10 @@ class _Replica(_StateModel):
     ever_ready: bool = False
     failures: int = 0
     """Deaths in a row of this replica slot before it became ready."""
+    properties: dict[str, Any] | None = None
+    """The deployment's property values this replica holds; None: not known (adopted from an older runtime)."""
+    properties_token: str | None = None
+    """What its ``PUT /api/model/properties`` takes; None: it was started without one."""
 
 
 class _Deployment(_StateModel):
@@ -108,6 +120,8 @@ class _Deployment(_StateModel):
     model_path: str
     next_replica: int = 1
     failed_reason: str | None = None
+    properties: dict[str, Any] = {}
+    """The deployment's property values (``spec.properties``) that every replica must hold."""
     replicas: list[_Replica] = []
 
 
@@ -155,6 +169,7 @@ class LocalRuntime:
         spec_hash = self._spec_hash(spec, model_path)
         async with self._deployments.lock(deployment_id):
             state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path)
+            state.properties = dict(spec.properties)
             if spec.min_replicas == 0:
                 state.failed_reason = None  # scaling to zero always converges, and lets a failed model retry later
             if state.spec_hash != spec_hash:
@@ -214,6 +229,7 @@ class LocalRuntime:
         for replica in state.replicas:
             replica.url = replica.url or self._read_url(deployment_id, replica)
         ready = await _probe_all(state.replicas)
+        refusal = await self._deliver(deployment_id, state, ready)
         current = [r for r in state.replicas if r.spec_hash == state.spec_hash]
         for replica in current:
             if replica.pid in ready and not replica.ever_ready:
@@ -245,7 +261,33 @@ class LocalRuntime:
         )
         keep_old = max(desired - sum(r.pid in ready for r in current if r not in extra), 0)
         await self._stop(deployment_id, state, [*extra, *old[keep_old:]])
+        if refusal is not None:
+            raise PermanentRuntimeError(refusal)
         return ready
+
+    async def _deliver(self, deployment_id: str, state: _Deployment, ready: dict[int, Identity | None]) -> str | None:
+        """Send the deployment's property values to every ready replica that does not hold them yet; one that could
+        not be reached leaves ``ready`` until a later look delivers them. Returns why a current replica refused
+        them (the deployment then fails, its replicas keeping the values they had), else None."""
+        behind = [r for r in state.replicas if r.pid in ready and r.url and r.properties != state.properties]
+        if not behind:
+            return None
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+            answers = await asyncio.gather(*(
+                push(client, str(r.url), r.properties_token, full_values(r.model_path, state.properties))
+                for r in behind
+            ))  # fmt: skip
+        refusal = None
+        for replica, answer in zip(behind, answers, strict=True):
+            if answer == DELIVERED:
+                replica.properties = dict(state.properties)
+                continue
+            ready.pop(replica.pid)
+            if isinstance(answer, Refused) and replica.spec_hash == state.spec_hash:
+                refusal = f"replica {replica.number} refuses the properties: {answer.reason}"
+            elif answer == UNREACHABLE:
+                log.warning("replica %s of %s took no properties yet; trying again", replica.number, deployment_id)
+        return refusal
 
     def _reap(self, deployment_id: str, state: _Deployment) -> list[tuple[int, int]]:
         """Drop dead replicas; returns (replica number, failures so far) of the slots to restart."""
@@ -300,7 +342,9 @@ class LocalRuntime:
         scratch.mkdir(exist_ok=True)
         argv = [self.python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
         mounts = Mounts(cwd=scratch, scratch=scratch, readable=(Path(state.model_path),))
-        command, env = self.sandbox.wrap(argv, mounts, child_environment())
+        token = new_token()
+        environment = child_environment(properties_environment(state.properties, token))
+        command, env = self.sandbox.wrap(argv, mounts, environment)
         pid = launch(command, env, python=self.python, cwd=scratch, log_path=log_path)
         replica = _Replica(
             number=number,
@@ -310,6 +354,8 @@ class LocalRuntime:
             log_offset=offset,
             started_at=time.time(),
             failures=failures,
+            properties=dict(state.properties),
+            properties_token=token,
         )
         state.replicas.append(replica)
         log.info("started replica %s of %s (pid %s) for %s", number, deployment_id, pid, state.model_path)
