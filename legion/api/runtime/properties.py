@@ -13,13 +13,12 @@ not fit its model (a 4xx, which retrying will not change); ``UNREACHABLE`` other
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import httpx
 
@@ -38,7 +37,7 @@ class Refused:
 
 DELIVERED: Final = "delivered"
 UNREACHABLE: Final = "unreachable"
-Delivery = Refused | str
+Delivery = Refused | Literal["delivered", "unreachable"]
 """What ``push`` did: ``DELIVERED``, ``UNREACHABLE`` or ``Refused``."""
 
 
@@ -55,8 +54,8 @@ def start_environment(values: Mapping[str, Any], token: str) -> dict[str, str]:
     return env
 
 
-@functools.lru_cache(maxsize=256)
 def _saved_values(model_path: str) -> dict[str, Any]:
+    # read at each push (pushes are rare), so a model rebuilt at the same path is read as it is now
     try:
         return dict(saved_manifest(Path(model_path)).properties)
     except LegionError:  # an MLflow model, or no readable manifest: it defines no properties
