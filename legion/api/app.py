@@ -28,6 +28,7 @@ from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
 from legion.api.prometheus_routes import prometheus_router
+from legion.api.properties_routes import properties_router
 from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.trainings import TrainingController
@@ -38,7 +39,7 @@ from legion.api.runtime.base import Runtime
 from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.runtime.sandbox import Sandbox
-from legion.api.services import ResourceService
+from legion.api.services import ModelProperties, PropertyService, ResourceService
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.storage.feedback import FeedbackStore
@@ -186,15 +187,19 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     confinement = Confinement.from_settings(settings, images=settings.runtime == "local")
+    model_properties = ModelProperties(confinement)
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
         managed_kinds=managed if reconciler else frozenset(),
         confinement=confinement,
         gateway_url=settings.gateway_url,
+        properties=model_properties,
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
+    properties = PropertyService(store, model_properties, on_change=_waker(reconciler, signal))
+    app.include_router(properties_router(properties, caller, settings.max_body_bytes))
     app.include_router(
         token_router(
             TokenIssuer(token_config), settings.model_audience, min(DAY_S, settings.max_token_ttl_s), caller, revoke
