@@ -1,6 +1,7 @@
 """``legion model ...``: work with a saved model on this machine.
 
-``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``).
+``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``); ``legion model
+property set|get|list DEPLOYMENT`` reads and sets a deployment's model properties (``legion.cli.property_cmd``).
 
 ``legion model test PATH --json '{...}'`` predicts through the model server's own data plane and codecs (no HTTP),
 so what passes here passes on the server. It accepts era-b ``{"columns": [...], "data": [[...]]}``, a list of
@@ -17,6 +18,7 @@ import click
 import orjson
 
 from legion.cli.image_cmd import image
+from legion.cli.property_cmd import model_property
 from legion.core.errors import BadRequestError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
 from legion.model.loader import load_model
@@ -29,6 +31,7 @@ def model() -> None:
 
 
 model.add_command(image)
+model.add_command(model_property)
 
 
 @model.command("info")
