@@ -28,6 +28,7 @@ from legion.api.keys import load_keys
 from legion.api.logs_routes import ReplicaLogs, logs_router
 from legion.api.metrics import ApiMetrics, MetricsMiddleware, metrics_router
 from legion.api.prometheus_routes import prometheus_router
+from legion.api.properties_routes import properties_router
 from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.reconcile.environments import EnvironmentBuilds
 from legion.api.reconcile.packagings import PackagingController
@@ -41,7 +42,7 @@ from legion.api.runtime.jobs import LocalJobs
 from legion.api.runtime.limits import Limiter
 from legion.api.runtime.memory import MemoryRuntime
 from legion.api.runtime.sandbox import Sandbox
-from legion.api.services import ResourceService
+from legion.api.services import ModelProperties, PropertyService, ResourceService
 from legion.api.settings import ApiSettings
 from legion.api.storage import Cipher, ModelRegistry, ResourceStore, TokenRevocations, create_engine, migrate
 from legion.api.storage.feedback import FeedbackStore
@@ -215,15 +216,19 @@ def create_app(settings: ApiSettings) -> FastAPI:  # noqa: PLR0915  # the compos
     problems.install(app)
     openapi.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    model_properties = ModelProperties(confinement)
     service = ResourceService(
         store,
         on_change=_waker(reconciler, signal),
         managed_kinds=managed if reconciler else frozenset(),
         confinement=confinement,
         gateway_url=settings.gateway_url,
+        properties=model_properties,
     )
     for info in KINDS.values():
         app.include_router(kind_router(info, service, caller, settings.max_body_bytes))
+    properties = PropertyService(store, model_properties, on_change=_waker(reconciler, signal))
+    app.include_router(properties_router(properties, caller, settings.max_body_bytes))
     app.include_router(
         token_router(
             TokenIssuer(token_config), settings.model_audience, min(DAY_S, settings.max_token_ttl_s), caller, revoke

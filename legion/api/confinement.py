@@ -74,6 +74,13 @@ class Confinement:
             found["spec.image"] = self.why(resource.spec.image, self.model_root)
         return {name: why for name, why in found.items() if why is not None}
 
+    def image_path(self, image: str) -> Path | None:
+        """The model path a deployment's ``image`` names on this machine (resolved), when images are paths here
+        (the local runtime) and this one may be read; else None."""
+        if self.model_root is None or self.why(image, self.model_root) is not None:
+            return None
+        return _resolve(image, self.model_root)
+
     def check_path(self, field: str, value: str) -> Path:
         """``value`` resolved, or ``InvalidInputError`` naming ``field`` when it lies outside the allowed places."""
         why = self.why(value, self.base)

@@ -1,6 +1,7 @@
 """``legion model ...``: work with a saved model on this machine.
 
-``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``).
+``legion model image PATH --tag REF`` builds the model's OCI image (``legion.cli.image_cmd``); ``legion model
+property set|get|list DEPLOYMENT`` reads and sets a deployment's model properties (``legion.cli.property_cmd``).
 
 ``legion model info PATH|DEPLOYMENT`` (or Legion's ``--md DEPLOYMENT``) shows a manifest: of the model at PATH, or,
 when no such path exists here, of the model a ModelDeployment serves, as the management API describes it.
@@ -21,6 +22,7 @@ import orjson
 
 from legion.cli.image_cmd import image
 from legion.cli.jsonarg import JSON_TEXT
+from legion.cli.property_cmd import model_property
 from legion.client import error_from
 from legion.core.errors import BadRequestError, LegionError, UnavailableError
 from legion.model.endpoints import Raw, UntypedEndpoint
@@ -34,6 +36,7 @@ def model() -> None:
 
 
 model.add_command(image)
+model.add_command(model_property)
 
 
 @model.command("info")

@@ -114,6 +114,21 @@ class LegionClient:
         except httpx.TransportError as exc:
             raise UnavailableError(f"cannot reach the Legion API at {self.url}: {exc}") from None
 
+    # --- a deployment's model properties ---------------------------------------------------------------
+    def properties(self, deployment_id: str) -> builtins.list[dict[str, Any]]:
+        """Every model property of the deployment: ``[{"name", "value", "modelValue"}]``."""
+        found: builtins.list[dict[str, Any]] = self.request("GET", f"/model/deployment/{deployment_id}/property").json()
+        return found
+
+    def get_property(self, deployment_id: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.request("GET", _property_path(deployment_id, name)).json()
+        return found
+
+    def set_property(self, deployment_id: str, name: str, value: Any) -> dict[str, Any]:
+        """Set the property for every replica of the deployment; ``value`` as JSON (text is read by its type)."""
+        changed: dict[str, Any] = self.request("PUT", _property_path(deployment_id, name), json=value).json()
+        return changed
+
     # --- tokens and models ----------------------------------------------------------------------------
     def model_token(self, models: builtins.list[dict[str, str]], expires_in_s: float | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"models": models}
@@ -141,3 +156,7 @@ class LegionClient:
     def import_model(self, path: str) -> dict[str, Any]:
         imported: dict[str, Any] = self.request("POST", "/model", json={"path": path}).json()
         return imported
+
+
+def _property_path(deployment_id: str, name: str) -> str:
+    return f"/model/deployment/{quote(deployment_id, safe='')}/property/{quote(name, safe='')}"

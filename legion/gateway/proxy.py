@@ -1,7 +1,8 @@
 """The gateway's request path, as one raw ASGI app (no framework on the hot path).
 
 For each request, in order: the request id (``Request-ID`` or ``X-Request-ID``, else a new UUID4, random
-enough to be unique across processes and restarts), what the path addresses (``table.resolve``), the token
+enough to be unique across processes and restarts), what the path addresses (``table.resolve``; a write of model
+properties is refused with 403: they are the management API's to set, ``table.writes_properties``), the token
 (401 with a JSON body on any failure; health and metrics paths stay open), the body (413 over the limit), the
 deployment (a route's weighted choice), its scope check, a wait for a first replica if it has none (scale from
 zero: the runtime is asked for one and the request answered once it is ready), the call to a replica
@@ -28,6 +29,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from legion.core.errors import (
     BadRequestError,
+    ForbiddenError,
     LegionError,
     NotFoundError,
     PayloadTooLargeError,
@@ -45,7 +47,7 @@ from legion.gateway.forwarding import Forwarder
 from legion.gateway.metrics import GatewayMetrics
 from legion.gateway.predictions import PredictionRecorder, is_prediction
 from legion.gateway.sources import RoutingWatcher
-from legion.gateway.table import Deployment, RoutingTable, Target, resolve
+from legion.gateway.table import Deployment, RoutingTable, Target, resolve, writes_properties
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +254,11 @@ class Gateway:
         if target is None:
             raise NotFoundError(f"nothing is served at {head.path.decode('latin-1')}")
         exchange.route = target.route.id if target.route is not None else target.kind
+        if target.kind != "feedback" and writes_properties(scope["method"], target.path):
+            raise ForbiddenError(
+                "model properties are not set through the gateway: a deployment's properties are set through the "
+                "management API (legion model property set DEPLOYMENT NAME VALUE), for every replica"
+            )
         claims = None
         if self.authenticator is not None and not target.open:
             claims = await self.authenticator.authenticate(

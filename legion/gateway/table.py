@@ -12,6 +12,10 @@ replica is sent, and whether it needs a token. The paths, in the order they are 
 - ``/model/<deployment>/<rest>``: that deployment, replica path ``/<rest>``;
 - ``/api/model/<name>/<version>/(info|invoke|batch)…``: the deployment serving that model version, path unchanged;
 - ``<urlPrefix>/<rest>`` of a ModelRoute (longest prefix first): its weighted deployments, replica path ``/<rest>``.
+
+``writes_properties(method, path)`` says whether a request would change a replica's model properties: those belong
+to the deployment and are set through the management API only, so the gateway passes none on, whatever the
+spelling of the path (the replica's server decodes percent-escapes; an HTTP client may resolve ``..``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -31,6 +36,10 @@ OPEN_PATHS: Final = frozenset(
     {b"/healthcheck", b"/health", b"/ping", b"/metrics", b"/v2/health/live", b"/v2/health/ready"}
 )
 VERSION_ACTIONS: Final = frozenset({"info", "invoke", "batch"})
+PROPERTIES_PATH: Final = "/api/model/properties"
+"""Where a replica's model properties are read and (by the platform only) written."""
+_READS: Final = frozenset({"GET", "HEAD"})
+_UNUSUAL: Final = (b"%", b"/.", b"//", b"\\")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,26 @@ class Target:
     deployment: str | None = None
     route: Route | None = None
     model: tuple[str, str] | None = None
+
+
+def writes_properties(method: str, path: bytes) -> bool:
+    """Whether a ``method`` request for the replica path ``path`` would write model properties: anything but a
+    read of ``/api/model/properties`` (or a path under it), compared as a server would take the path (escapes
+    decoded, ``.``/``..`` and empty segments resolved, a trailing slash dropped) and in any case."""
+    if method in _READS:
+        return False
+    if not any(mark in path for mark in _UNUSUAL):  # the common case, without the work below
+        return path.lower().startswith(PROPERTIES_PATH.encode())
+    text = path.decode("latin-1")
+    for _ in range(3):  # escapes of escapes: decoded as often as a chain of servers might
+        text = unquote(text, encoding="latin-1").replace("\\", "/")
+    segments: list[str] = []
+    for segment in text.split("/"):
+        if segment == "..":
+            segments = segments[:-1]
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return ("/" + "/".join(segments)).lower().startswith(PROPERTIES_PATH)
 
 
 def _split(path: bytes, count: int) -> list[bytes]:

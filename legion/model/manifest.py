@@ -127,7 +127,10 @@ def saved_manifest(path: Path) -> Manifest:
     if (path / PACKAGE_MANIFEST_NAME).is_file():
         path = path / "model"
     if path.is_dir():
-        return Manifest.read(path)
+        try:
+            return Manifest.read(path)
+        except (OSError, UnicodeDecodeError) as exc:  # unreadable, not text
+            raise ModelFormatError(f"{path} holds no readable {MANIFEST_NAME}: {exc}") from None
     if not (path.is_file() and zipfile.is_zipfile(path)):
         raise ModelFormatError(f"{path} is neither a model directory nor a .zip of one")
     with zipfile.ZipFile(path) as archive:

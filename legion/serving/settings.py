@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from legion.core.logs import LogFormat
 from legion.core.settings import LegionSettings
@@ -54,7 +54,12 @@ class ServerSettings(LegionSettings):
     environments: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     """Where models' virtualenvs are kept and which uv makes them (``LEGION_ENVS_CACHE_DIR``, ``LEGION_ENVS_UV``)."""
     properties: dict[str, Any] = Field(default_factory=dict)
-    """Initial values of model properties, overriding the ones saved with the model."""
+    """Initial values of model properties, overriding the ones saved with the model (``--property NAME=VALUE``,
+    or ``LEGION_PROPERTIES`` as a JSON object: how the platform's local runtime starts a replica)."""
+    properties_token: SecretStr | None = None
+    """When set, ``PUT /api/model/properties`` needs it as a bearer token (``LEGION_PROPERTIES_TOKEN``). The
+    platform's local runtime gives each replica one, so a deployed model's properties change only through the
+    management API; unset (a ``legion serve`` of one's own), whoever reaches the server may tune them."""
     log_level: str = "info"
     """Level of the server's log lines."""
     log_format: LogFormat = "text"

@@ -279,6 +279,14 @@ def test_deployment_defaults() -> None:
     assert scaled.spec.max_replicas == 3
 
 
+def test_deployment_properties_keep_the_json_type_they_were_sent_as() -> None:
+    values = {"n": 3, "ratio": 0.5, "on": True, "label": "7", "text": "true"}
+    deployment = parse_resource({"kind": "ModelDeployment", "id": "d", "spec": {"image": "m", "properties": values}})
+    assert isinstance(deployment, ModelDeployment)
+    assert deployment.spec.properties == values
+    assert [type(v) for v in deployment.spec.properties.values()] == [int, float, bool, str, str]
+
+
 def test_snake_case_names_are_accepted_too() -> None:
     spec = {"image": "wine:1", "min_replicas": 2, "image_pull_conn_id": "registry"}
     deployment = parse_resource({"kind": "ModelDeployment", "id": "d", "spec": spec})
@@ -336,6 +344,10 @@ INVALID: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
     ("ModelDeployment", "d", _with(DEPLOYMENT, image=""), {"spec.image": "at least 1 character"}),
     ("ModelDeployment", "d", _with(DEPLOYMENT, maxReplica=3), {"spec.maxReplica": "did you mean 'maxReplicas'"}),
     ("ModelDeployment", "d", {"minReplicas": 1}, {"spec.image": "required"}),
+    ("ModelDeployment", "d", _with(DEPLOYMENT, properties={"a": [1], "b": None, "c": 1}),
+     {"spec.properties.a": "not one number, text or boolean", "spec.properties.b": "not one number"}),
+    ("ModelDeployment", "d", _with(DEPLOYMENT, properties={"text": "x" * 40_000}),
+     {"spec.properties": "at most 32768"}),
     ("ModelDeployment", "d", _with(DEPLOYMENT, resources={"limits": {"memory": "1GB"}}),
      {"spec.resources.limits.memory": "'1GB' is not a quantity"}),
     ("ModelDeployment", "d", _with(DEPLOYMENT, resources={"limits": {"gpu": "0.5"}}),

@@ -70,6 +70,42 @@ def test_each_kind_of_path_reaches_its_deployment_with_the_path_it_expects(
             assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
+PROPERTY_WRITES = [
+    ("PUT", "/model/a/api/model/properties"),
+    ("POST", "/model/a/api/model/properties"),
+    ("PATCH", "/model/a/api/model/properties?multiplier=1"),
+    ("DELETE", "/model/a/api/model/properties"),
+    ("PUT", "/model/a//api/model/properties/"),
+    ("PUT", "/model/a/api/model/%70roperties"),
+    ("PUT", "/model/a/api%2Fmodel%2Fproperties"),
+    ("PUT", "/model/a/api/model/%2570roperties"),
+    ("PUT", "/model/a/api/model/x/../properties"),
+    ("PUT", "/model/a/./api/model/./properties"),
+    ("PUT", "/model/a/API/Model/Properties"),
+    ("PUT", "/model/a/api\\model\\properties"),
+    ("PUT", "/ab/api/model/properties"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), PROPERTY_WRITES)
+def test_a_property_write_is_refused_whatever_its_spelling(
+    gateway: GatewayProcess, signed: str, method: str, path: str
+) -> None:
+    """Properties belong to the deployment and are set through the management API: with a valid model token, no
+    write reaches a replica (the stand-in would answer 200 to anything)."""
+    with httpx.Client(base_url=gateway.url, headers=bearer(signed)) as client:
+        request = client.build_request(method, path, json={"multiplier": 1}, extensions={"target": path.encode()})
+        answer = client.send(request)
+    assert answer.status_code == 403, answer.text
+    assert "legion model property set" in answer.json()["error"]
+
+
+def test_properties_may_still_be_read_through_the_gateway(gateway: GatewayProcess, signed: str) -> None:
+    answer = httpx.get(f"{gateway.url}/model/a/api/model/properties", headers=bearer(signed))
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["name"], answer.json()["path"]) == ("a", "/api/model/properties")
+
+
 def test_unknown_paths_and_deployments_are_json_404s(gateway: GatewayProcess, signed: str) -> None:
     with httpx.Client(base_url=gateway.url, headers=bearer(signed)) as client:
         for path in ["/nothing/here", "/model/zzz/api/model/invoke", "/api/model/zzz/1/invoke"]:

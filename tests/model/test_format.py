@@ -16,6 +16,8 @@ from sklearn.linear_model import LogisticRegression
 
 import legion.model as lm
 from legion.core.errors import ConflictError, InvalidInputError, ModelFormatError, NotFoundError
+from legion.model.manifest import saved_manifest
+from legion.model.package import build_package
 from legion.model.table import Table
 
 FRAME = pd.DataFrame({"a": [1, 2, 3, 4], "b": [0.5, 1.5, 2.5, 3.5]})
@@ -305,3 +307,45 @@ def test_the_first_sample_row_is_kept_as_an_example(tmp_path: Path) -> None:
     example = lm.load_model(builder.save(tmp_path / "m")).manifest.endpoints["default"].example
     assert example is not None
     assert example.model_dump() == {"columns": ["a", "b", "s"], "data": [[1, 0.5, "x"]]}
+
+
+DEFINED = {"n": 1, "ratio": 0.5, "flag": False, "label": "x", "anything": None}
+
+
+@pytest.mark.parametrize(
+    ("values", "fields"),
+    [
+        ({"n": [1]}, {"n"}),
+        ({"n": None}, {"n"}),
+        ({"label": {"a": 1}}, {"label"}),
+        ({"ratio": "nan"}, {"ratio"}),
+        ({"ratio": float("inf")}, {"ratio"}),
+        ({"n": 2.5, "flag": 1}, {"n", "flag"}),
+        ({"ghost": 1}, {"ghost"}),
+    ],
+)
+def test_a_property_value_that_does_not_fit_is_named(values: dict[str, object], fields: set[str]) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        lm.properties.check_values(DEFINED, values, where="spec.properties.")
+    assert set(caught.value.fields) == {f"spec.properties.{name}" for name in fields}
+
+
+def test_property_values_take_the_type_of_the_saved_ones() -> None:
+    big = 2**63 + 1  # an integer is kept exactly, not rounded through a float
+    assert lm.properties.check_values(DEFINED, {"n": big, "ratio": "0.7", "flag": "TRUE", "anything": [1]}) == {
+        "n": big, "ratio": 0.7, "flag": True, "anything": [1],
+    }  # fmt: skip
+
+
+def test_the_manifest_of_a_saved_model_is_read_from_a_directory_a_zip_or_a_package(tmp_path: Path) -> None:
+    builder = lm.ModelBuilder("tuned", "1")
+    builder.define_property("threshold", 0.5)
+    builder.export_df(lambda df: df["a"] > lm.get_property("threshold"), FRAME)
+    directory, archive = builder.save(tmp_path / "model"), builder.save(tmp_path / "model.zip")
+    package = tmp_path / "package"
+    build_package(directory, package)
+    for saved in (directory, archive, package):
+        assert saved_manifest(saved).properties == {"threshold": 0.5}, saved
+    for broken in (tmp_path / "missing", tmp_path / "package" / "requirements.txt"):
+        with pytest.raises(ModelFormatError):
+            saved_manifest(broken)

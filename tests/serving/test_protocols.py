@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from legion.model import Table, load_model
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 NINE = (ROOT / "examples/digits/data/nine.png").read_bytes()
@@ -223,6 +223,25 @@ def test_digits_recognises_the_hand_drawn_nine_over_every_api(
     assert v2.json()["outputs"][0]["data"] == [9]
     mlflow = client.post(f"{base}/invocations", json={"dataframe_records": [{"image": encoded}]})
     assert mlflow.json() == {"predictions": [9]}
+
+
+def test_a_server_started_with_a_properties_token_takes_a_change_only_with_it(
+    summation_model_dir: Path, client: httpx.Client
+) -> None:
+    """How the platform's runtime starts a replica: the deployment's values, and a token of the replica's own."""
+    env = {"LEGION_PROPERTIES": '{"multiplier": 5}', "LEGION_PROPERTIES_TOKEN": "the-runtimes-secret"}
+    with serving(summation_model_dir, env=env) as server:
+        add = f"{server.url}/api/model/summation/1.0/invoke"
+        assert client.get(add, params={"a": 1, "b": 2}).json() == {"result": 15}
+        for headers in ({}, {"Authorization": "Bearer a-guess"}, {"Authorization": "the-runtimes-secret"}):
+            refused = client.put(f"{server.url}/api/model/properties", json={"multiplier": 1}, headers=headers)
+            assert refused.status_code == 403, refused.text
+            assert "set through the management API" in refused.json()["error"]
+        assert client.get(f"{server.url}/api/model/properties").json() == {"multiplier": 5}
+        bearer = {"Authorization": "Bearer the-runtimes-secret"}
+        taken = client.put(f"{server.url}/api/model/properties", json={"multiplier": 2}, headers=bearer)
+        assert taken.json() == {"multiplier": 2}
+        assert client.get(add, params={"a": 1, "b": 2}).json() == {"result": 6}
 
 
 def test_summation_untyped_typed_and_property(summation_server: ServerProcess, client: httpx.Client) -> None:

@@ -19,9 +19,11 @@ Why it is shaped this way:
   file, then renamed, after every change), so a new runtime over the same directory adopts what runs::
 
       {"version": 1, "specHash": "…", "modelPath": "/abs/model", "python": null, "nextReplica": 3,
-       "failedReason": null, "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
+       "failedReason": null, "properties": {"threshold": 0.7},
+       "replicas": [{"number": 1, "pid": 4242, "url": "http://127.0.0.1:40311", "specHash": "…",
                      "modelPath": "/abs/model", "logOffset": 0, "startedAt": 1767000000.0,
-                     "everReady": true, "failures": 0}]}
+                     "everReady": true, "failures": 0, "properties": {"threshold": 0.7},
+                     "propertiesToken": "…"}]}
 
   A replica is adopted only if its pid is alive and ``/proc/<pid>/cmdline`` has ``legion``, ``serve`` and its
   model path, so a recycled pid is never taken for a replica (nor signalled).
@@ -32,6 +34,10 @@ Why it is shaped this way:
   (named in its state; removed when the replica is gone). A replica the kernel killed for its memory limit is
   reported so ("exceeded its memory limit 256Mi") when it dies, and counts as a failure like any death before
   readiness.
+- The deployment's properties (``spec.properties``) are not part of what a replica is made of: a replica starts
+  with them and, when they change, each running replica is sent the new values over loopback before it is
+  reported available again (``runtime.properties``), so the gateway never routes to a replica holding old ones.
+  Only the runtime holds a replica's properties token (in ``state.json``): no one else can change its values.
 - A changed model path or spec replaces replicas as a rolling update: the old ones keep serving until as many new
   ones are ready. A replica that exits with 8 (the model cannot be loaded), or dies ``failure_limit`` times in a
   row before it was ever ready (running past ``start_timeout_s`` counts as dying), fails the deployment with the
@@ -60,7 +66,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import httpx
 import yaml
@@ -78,6 +84,8 @@ from legion.api.runtime.processes import (
     runs_with,
     stop_process,
 )
+from legion.api.runtime.properties import DELIVERED, UNREACHABLE, Refused, full_values, new_token, push
+from legion.api.runtime.properties import start_environment as properties_environment
 from legion.api.runtime.sandbox import Mounts, Sandbox
 from legion.core.errors import ModelFormatError
 from legion.core.resources import ModelDeploymentSpec, ResourceRequirements
@@ -111,6 +119,10 @@ class _Replica(_StateModel):
     """Deaths in a row of this replica slot before it became ready."""
     cgroup: str | None = None
     """The replica's cgroup (a directory name, see ``limits``), when it runs in one."""
+    properties: dict[str, Any] | None = None
+    """The deployment's property values this replica holds; None: not known (adopted from an older runtime)."""
+    properties_token: str | None = None
+    """What its ``PUT /api/model/properties`` takes; None: it was started without one."""
 
 
 class _Deployment(_StateModel):
@@ -121,6 +133,8 @@ class _Deployment(_StateModel):
     """The Python that runs ``-m legion serve`` (the package's virtualenv); None: the runtime's own."""
     next_replica: int = 1
     failed_reason: str | None = None
+    properties: dict[str, Any] = {}
+    """The deployment's property values (``spec.properties``) that every replica must hold."""
     replicas: list[_Replica] = []
 
 
@@ -173,6 +187,7 @@ class LocalRuntime:
         spec_hash = self._spec_hash(spec, model_path, python)
         async with self._deployments.lock(deployment_id):
             state = self._load(deployment_id) or _Deployment(spec_hash=spec_hash, model_path=model_path, python=python)
+            state.properties = dict(spec.properties)
             if spec.min_replicas == 0:
                 state.failed_reason = None  # scaling to zero always converges, and lets a failed model retry later
             if state.spec_hash != spec_hash:
@@ -239,6 +254,7 @@ class LocalRuntime:
         for replica in state.replicas:
             replica.url = replica.url or self._read_url(deployment_id, replica)
         ready = await _probe_all(state.replicas)
+        refusal = await self._deliver(deployment_id, state, ready)
         current = [r for r in state.replicas if r.spec_hash == state.spec_hash]
         for replica in current:
             if replica.pid in ready and not replica.ever_ready:
@@ -270,7 +286,33 @@ class LocalRuntime:
         )
         keep_old = max(desired - sum(r.pid in ready for r in current if r not in extra), 0)
         await self._stop(deployment_id, state, [*extra, *old[keep_old:]])
+        if refusal is not None:
+            raise PermanentRuntimeError(refusal)
         return ready
+
+    async def _deliver(self, deployment_id: str, state: _Deployment, ready: dict[int, Identity | None]) -> str | None:
+        """Send the deployment's property values to every ready replica that does not hold them yet; one that could
+        not be reached leaves ``ready`` until a later look delivers them. Returns why a current replica refused
+        them (the deployment then fails, its replicas keeping the values they had), else None."""
+        behind = [r for r in state.replicas if r.pid in ready and r.url and r.properties != state.properties]
+        if not behind:
+            return None
+        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, trust_env=False) as client:
+            answers = await asyncio.gather(*(
+                push(client, str(r.url), r.properties_token, full_values(r.model_path, state.properties))
+                for r in behind
+            ))  # fmt: skip
+        refusal = None
+        for replica, answer in zip(behind, answers, strict=True):
+            if answer == DELIVERED:
+                replica.properties = dict(state.properties)
+                continue
+            ready.pop(replica.pid)
+            if isinstance(answer, Refused) and replica.spec_hash == state.spec_hash:
+                refusal = f"replica {replica.number} refuses the properties: {answer.reason}"
+            elif answer == UNREACHABLE:
+                log.warning("replica %s of %s took no properties yet; trying again", replica.number, deployment_id)
+        return refusal
 
     def _reap(self, deployment_id: str, state: _Deployment, resources: ResourceRequirements) -> list[tuple[int, int]]:
         """Drop dead replicas; returns (replica number, failures so far) of the slots to restart."""
@@ -348,7 +390,9 @@ class LocalRuntime:
         python = state.python or self.python
         argv = [python, "-m", "legion", "serve", state.model_path, "--host", self.host, "--port", "0"]
         mounts = Mounts(cwd=scratch, scratch=scratch, readable=(Path(state.model_path),))
-        command, env = self.sandbox.wrap(argv, mounts, child_environment())
+        token = new_token()
+        environment = child_environment(properties_environment(state.properties, token))
+        command, env = self.sandbox.wrap(argv, mounts, environment)
         unit = f"{self._unit_prefix}-{deployment_id}-{number}-{secrets.token_hex(4)}"
         cgroup, _ = self.limiter.create(unit, resources)
         procs = cgroup.procs if cgroup else ()
@@ -367,6 +411,8 @@ class LocalRuntime:
             started_at=time.time(),
             failures=failures,
             cgroup=unit if cgroup else None,
+            properties=dict(state.properties),
+            properties_token=token,
         )
         state.replicas.append(replica)
         log.info("started replica %s of %s (pid %s) for %s", number, deployment_id, pid, state.model_path)

@@ -1,10 +1,11 @@
 """``ResourceService``: the operations behind every kind's routes (and the CLI's ``apply``), without HTTP.
 
 A body is parsed by ``legion.core.resources.parse_resource`` (size guards, every bad field named), references are
-checked against what is stored (a training's toolchain, a route's deployments, ...), and a Connection's secrets
-are merged on update (``*****`` keeps the stored value). Deleting an object that others reference is refused,
-naming them; deleting a kind the reconcile loop manages only marks it ``Deleting``. ``public_document`` is what a
-client sees of a resource: the wire document with secrets masked.
+checked against what is stored (a training's toolchain, a route's deployments, ...), a deployment's properties
+against what its model defines (when the model can be found), and a Connection's secrets are merged on update
+(``*****`` keeps the stored value). Deleting an object that others reference is refused, naming them; deleting
+a kind the reconcile loop manages only marks it ``Deleting``. ``public_document`` is what a client sees of a
+resource: the wire document with secrets masked.
 
     service = ResourceService(store, on_change=reconciler.wake_threadsafe, managed_kinds={"ModelDeployment"})
     created = service.create(KINDS["ModelDeployment"], {"id": "income", "spec": {"image": "models/income"}})
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from legion.api.confinement import Confinement
+from legion.api.services.properties import ModelProperties
 from legion.api.storage import ResourceStore, StoredResource
 from legion.api.storage.typed import stored_resource
 from legion.core.errors import BadRequestError, ConflictError, InvalidInputError, NotFoundError
@@ -60,9 +62,12 @@ class ResourceService:
 
     def __init__(self, store: ResourceStore, on_change: Callable[[], None] = lambda: None, *,
                  managed_kinds: frozenset[str] = frozenset(), gateway_url: str | None = None,
-                 confinement: Confinement | None = None) -> None:  # fmt: skip
+                 confinement: Confinement | None = None,
+                 properties: ModelProperties | None = None) -> None:  # fmt: skip
         self.confinement = confinement
         """Where host paths in specs may point (``legion.api.confinement``); None: anywhere."""
+        self.properties = properties
+        """What a deployment's model defines, to check its ``spec.properties``; None: not checked here."""
         self.store = store
         self.gateway_url = gateway_url
         """Where the gateway serves the routes (``LEGION_API_GATEWAY_URL``), for their ``edgeUrl``."""
@@ -89,6 +94,8 @@ class ResourceService:
     def _check(self, resource: Resource) -> None:
         problems = check_references(resource, self.lookup)
         problems |= self.confinement.problems(resource) if self.confinement else {}
+        if self.properties is not None and isinstance(resource, ModelDeployment):
+            problems |= self.properties.problems(resource)
         if problems:
             raise InvalidInputError.for_fields(problems, prefix=f"invalid {resource.kind} {resource.id!r}")
 

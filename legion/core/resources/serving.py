@@ -7,11 +7,13 @@ Every deployment also gets ``/model/<id>`` of its own from the gateway, and the 
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from datetime import datetime
 from typing import Annotated, ClassVar, Final, Literal, get_args
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, PlainValidator, StringConstraints, WithJsonSchema, model_validator
 
 from legion.core.resources.base import (
     EnforcedLimits,
@@ -37,6 +39,24 @@ DEFAULT_PROBE_INITIAL_DELAY_S: Final = 2
 RESERVED_URL_PREFIXES: Final = ("/model", "/feedback", "/api")
 TOTAL_WEIGHT: Final = 100
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9._~-]+")
+MAX_PROPERTIES_BYTES: Final = 32 * 1024
+"""The most a deployment's properties may take as JSON: they are tunables, not data, and a replica is started with
+them in its environment (where one variable may hold at most 128 KiB)."""
+
+
+def _property_value(value: object) -> bool | int | float | str:
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    raise ValueError(f"{str(value)[:80]} is not one number, text or boolean")
+
+
+PropertyName = Annotated[str, StringConstraints(min_length=1, max_length=253)]
+PropertyValue = Annotated[
+    bool | int | float | str,
+    PlainValidator(_property_value),
+    WithJsonSchema({"type": ["boolean", "integer", "number", "string"]}),
+]
+"""One value, kept as the JSON scalar it was sent as (the model's property turns it into its own type)."""
 
 
 class ModelDeploymentSpec(WireModel):
@@ -57,6 +77,11 @@ class ModelDeploymentSpec(WireModel):
         default=DEFAULT_PREDICTION_LOGGING,
         description="log every prediction and its response through the gateway (DESIGN §5)",
     )
+    properties: dict[PropertyName, PropertyValue] = Field(
+        default_factory=dict,
+        description="values of the model's properties for every replica, over the ones saved with the model "
+        "(`legion model property set`); each must be one the model defines, of its type",
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> ModelDeploymentSpec:
@@ -65,6 +90,10 @@ class ModelDeploymentSpec(WireModel):
         elif self.max_replicas < self.min_replicas:
             why = f"{self.max_replicas} is less than minReplicas ({self.min_replicas})"
             raise_problems("ModelDeploymentSpec", [(("maxReplicas",), why)])
+        size = len(json.dumps(self.properties))
+        if size > MAX_PROPERTIES_BYTES:
+            why = f"{size} bytes of JSON; at most {MAX_PROPERTIES_BYTES}"
+            raise_problems("ModelDeploymentSpec", [(("properties",), why)])
         return self
 
 

@@ -6,11 +6,14 @@
   fields, ``key[]`` lists, multipart files (for ``image`` columns) or a JSON object, answering the endpoint's
   JSON (one object per row); ``POST .../batch[/<endpoint>]`` with one query string per line or a JSON list,
   answering a JSON list.
-- ``GET|PUT /api/model/properties``: read and tune the model's runtime properties.
+- ``GET|PUT /api/model/properties``: read and tune the model's runtime properties. A server started with a
+  ``properties_token`` (every replica of the platform's local runtime) takes a ``PUT`` only with that token: a
+  deployment's properties are the management API's, which delivers them to every replica.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from legion.core.errors import BadRequestError, NotFoundError
+from legion.core.errors import BadRequestError, ForbiddenError, NotFoundError
 from legion.model import properties
 from legion.model.endpoints import Endpoint, Raw, UntypedEndpoint
 from legion.model.table import Table
@@ -187,11 +190,24 @@ class LegionAPI:
     async def properties(self, request: Request) -> Response:
         self.plane.require_model()
         if request.method == "PUT":
+            self._check_properties_token(request)
             changes = await read_json(request, self.limit)
             if not isinstance(changes, dict):
                 raise BadRequestError('send a JSON object of properties, e.g. {"threshold": 0.7}')
             return json_response(properties.update_properties(changes))
         return json_response(properties.all_properties())
+
+    def _check_properties_token(self, request: Request) -> None:
+        token = self.plane.settings.properties_token
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise ForbiddenError(
+                "this model's properties are set through the management API: "
+                "legion model property set DEPLOYMENT NAME VALUE"
+            )
 
 
 def _era_b_shaped(params: dict[str, Any], endpoint: Endpoint) -> bool:

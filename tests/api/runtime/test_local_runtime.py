@@ -347,3 +347,65 @@ async def test_a_deployment_scaled_to_zero_still_names_its_model(model_dir: Path
     seen = await runtime.apply_deployment("idle", spec(model_dir, 0))
     assert (seen.replicas, seen.model_name, seen.model_version) == (0, "double", "1")
     await runtime.close()
+
+
+async def held_properties(observation: DeploymentObservation) -> list[object]:
+    """What each available replica says its model properties are."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        return [(await client.get(f"{url}/api/model/properties")).json() for url in observation.endpoints]
+
+
+def with_properties(image: Path, replicas: int, **values: object) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec(image=str(image), min_replicas=replicas, properties=values)
+
+
+async def test_every_replica_holds_the_deployments_properties_from_its_start_and_after_each_change(
+    summation_model_dir: Path, work_dir: Path
+) -> None:
+    runtime = LocalRuntime(work_dir)
+    started = await converge(runtime, "sum", with_properties(summation_model_dir, 2, multiplier=10), 2)
+    assert await held_properties(started) == [{"multiplier": 10}] * 2
+
+    # A change reaches every replica within the same look: none is reported available still holding the old value.
+    changed = await runtime.apply_deployment("sum", with_properties(summation_model_dir, 2, multiplier="3"))
+    assert (changed.available, await held_properties(changed)) == (2, [{"multiplier": 3}] * 2)
+    unset = await runtime.apply_deployment("sum", with_properties(summation_model_dir, 2))
+    assert await held_properties(unset) == [{"multiplier": 1}] * 2  # back to the model's own value
+
+    # Only the runtime may change them: a replica refuses a change that does not carry its token.
+    async with httpx.AsyncClient(timeout=10) as client:
+        direct = await client.put(f"{unset.endpoints[0]}/api/model/properties", json={"multiplier": 5})
+    assert direct.status_code == 403, direct.text
+
+    # A replica that dies comes back with the deployment's values; a runtime that adopts the replicas delivers too.
+    await converge(runtime, "sum", with_properties(summation_model_dir, 2, multiplier=7), 2)
+    victim = min(replica_pids(summation_model_dir))
+    os.kill(victim, signal.SIGKILL)
+    restarted = await converge(runtime, "sum", with_properties(summation_model_dir, 2, multiplier=7), 2)
+    assert gone(victim)
+    assert await held_properties(restarted) == [{"multiplier": 7}] * 2
+    await runtime.close()
+    adopter = LocalRuntime(work_dir)
+    adopted = await adopter.apply_deployment("sum", with_properties(summation_model_dir, 2, multiplier=4))
+    assert await held_properties(adopted) == [{"multiplier": 4}] * 2
+    assert await invoke_summation(adopted.endpoints[0]) == 12
+
+
+async def invoke_summation(url: str) -> object:
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(f"{url}/api/model/summation/1.0/invoke", params={"a": 1, "b": 2})
+    return answer.json()["result"]
+
+
+async def test_values_the_model_refuses_fail_the_deployment_until_they_change(
+    summation_model_dir: Path, work_dir: Path
+) -> None:
+    runtime = LocalRuntime(work_dir)
+    await converge(runtime, "sum", with_properties(summation_model_dir, 1, multiplier=2), 1)
+    error = await failure(runtime, "sum", with_properties(summation_model_dir, 1, multiplier="many"))
+    assert "replica 1 refuses the properties" in error.reason
+    assert "multiplier: 'many' is not a int" in error.reason
+    [url] = (await runtime.observe_deployment("sum") or DeploymentObservation(0, 0)).endpoints
+    assert await invoke_summation(url) == 6  # it keeps the values it had
+    fixed = await converge(runtime, "sum", with_properties(summation_model_dir, 1, multiplier=5), 1)
+    assert await held_properties(fixed) == [{"multiplier": 5}]
