@@ -288,3 +288,30 @@ def test_a_training_that_raised_names_the_exception_and_shows_its_log(platform: 
     lines = logged.stdout.splitlines()
     assert lines[:2] == ["reading the data", "Traceback (most recent call last):"]
     assert lines[-1] == "ValueError: no column 'age'"
+
+
+def test_a_deployment_of_a_package_whose_packaging_failed_fails_with_its_reason(platform: Platform) -> None:
+    trained(platform, "for-pack-6", "6")
+    platform.create("model/packaging", packaging("pack-6", "m-6"))
+    assert platform.status_when("model/packaging", "pack-6", {"succeeded", "failed"})["state"] == "succeeded"
+    assert (platform.data_dir / "packages" / "pack-6").is_dir()  # what a deployment would have served
+
+    # The packaging runs again and fails: packages/pack-6 still holds the earlier run's package.
+    platform.create("packaging/integration", {"id": "odd", "spec": {"entrypoint": "python pack.py"}})
+    changed = packaging("pack-6", "m-6")
+    changed["spec"]["integrationName"] = "odd"
+    answer = httpx.put(platform.url("model/packaging/pack-6"), headers=platform.headers, json=changed)
+    assert answer.status_code == 200, answer.text
+    failed = platform.status_when("model/packaging", "pack-6", {"succeeded", "failed"})
+    assert failed["state"] == "failed", failed
+    assert (platform.data_dir / "packages" / "pack-6").is_dir()
+
+    deployment = {"kind": "ModelDeployment", "id": "dep-6", "spec": {"image": "packages/pack-6", "minReplicas": 1}}
+    platform.create("model/deployment", deployment)
+    try:
+        status = platform.status_when("model/deployment", "dep-6", {"Ready", "Failed"})
+        assert status["state"] == "Failed", status  # not Ready on the earlier run's package
+        assert status["reason"] == f"its ModelPackaging 'pack-6' failed: {failed['reason']}"
+        assert not status.get("availableReplicas")
+    finally:
+        assert httpx.delete(platform.url("model/deployment/dep-6"), headers=platform.headers).status_code == 200

@@ -4,10 +4,12 @@
 served); ``Processing`` while replicas start; ``Failed`` with the runtime's reason when it cannot converge.
 A ``minReplicas: 0`` deployment that is ``demand``ed runs one replica until ``idle_s`` pass without demand.
 A deployment of ``packages/<id>`` whose ModelPackaging has not ended yet waits for it (``Processing``, with a
-message), so a whole pipeline can be applied at once. The model an image holds is registered before replicas start
-(``registration.DeployedModels``); another build under a registered name and version keeps the deployment ``Failed``
-(looked at again every ``REGISTRY_RECHECK_S``: removing the stale entry or saving a new version needs no change of
-spec), and the status names the model from the manifest until a replica reports the one it serves.
+message), so a whole pipeline can be applied at once; when that packaging's current run failed, the deployment is
+``Failed`` with its reason (never serving what an earlier run left) until the packaging runs again. The model an
+image holds is registered before replicas start (``registration.DeployedModels``); another build under a registered
+name and version keeps the deployment ``Failed`` (looked at again every ``REGISTRY_RECHECK_S``: removing the stale
+entry or saving a new version needs no change of spec), and the status names the model from the manifest until a
+replica reports the one it serves.
 """
 
 from __future__ import annotations
@@ -68,25 +70,34 @@ class DeploymentController:
         self._demanded.pop(ident, None)
         return await self.runtime.delete_deployment(ident)
 
-    async def _awaited_packaging(self, image: str) -> str | None:
-        """The packaging still making ``image`` (``packages/<id>`` of a packaging not ended yet), if any."""
+    async def _packaging_of(self, image: str) -> StoredResource | None:
+        """The ModelPackaging that makes ``image`` (``packages/<id>``), if it is one and exists."""
         found = _PACKAGE_IMAGE.fullmatch(image)
         if found is None or self.store is None:
             return None
         try:
-            packaging = await asyncio.to_thread(self.store.get, "ModelPackaging", found[1])
+            return await asyncio.to_thread(self.store.get, "ModelPackaging", found[1])
         except NotFoundError:
             return None
-        return None if packaging.status.get("state") in ENDED_JOB_STATES else packaging.id
 
     async def _before_replicas(self, ident: str, image: str) -> tuple[Outcome | None, ModelVersion | None]:
-        """An outcome that stops here (the package is still being made, another build of the model is registered),
-        else none and the registered model the image holds (None when it holds no model the API can read)."""
-        awaited = await self._awaited_packaging(image)
-        if awaited is not None:
-            message = f"waiting for ModelPackaging {awaited!r} to make the image"
-            waiting = StatusPatch(ModelDeploymentStatus(state="Processing", message=message))
-            return Retry(WAIT_FOR_PACKAGE_S, waiting), None
+        """An outcome that stops here (the package is still being made or its packaging failed, another build of
+        the model is registered), else none and the registered model the image holds (None when it holds no model
+        the API can read)."""
+        packaging = await self._packaging_of(image)
+        if packaging is not None:
+            state = packaging.status.get("state")
+            if state not in ENDED_JOB_STATES:
+                message = f"waiting for ModelPackaging {packaging.id!r} to make the image"
+                waiting = StatusPatch(ModelDeploymentStatus(state="Processing", message=message))
+                return Retry(WAIT_FOR_PACKAGE_S, waiting), None
+            if state == "failed" and packaging.status.get("observedGeneration") == packaging.generation:
+                # never serve what an earlier run of it left in packages/<id>; looked at again, as it may be re-run
+                why = packaging.status.get("reason") or "no reason given"
+                reason = f"its ModelPackaging {packaging.id!r} failed: {why}"
+                return Retry(
+                    WAIT_FOR_PACKAGE_S, StatusPatch(ModelDeploymentStatus(state="Failed", reason=reason))
+                ), None
         if self.models is None:
             return None, None
         try:
