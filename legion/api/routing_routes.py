@@ -6,7 +6,8 @@ tokens. ``GET /api/v1/routing?since=<etag>&wait=<s>`` answers at once when the s
 ``since``, and otherwise holds the request until something changes or ``wait`` seconds pass (then it answers with
 the same etag). A change made through this API process wakes the waiters at once; writers elsewhere (another API
 process on the same database) are noticed by re-reading every ``RECHECK_S``. When the server is told to stop,
-``ChangeSignal.close`` answers every held request at once, so a gateway's long-poll never holds a shutdown up.
+``ChangeSignal.close`` answers every held request at once (503: the API is stopping, so a gateway backs off
+instead of asking again at once until the socket closes), and a gateway's long-poll never holds a shutdown up.
 
 ``POST /api/v1/routing/demand/{deployment}`` tells the reconcile loop that a request is waiting for a deployment that
 has no ready replica (scale from zero): the loop runs at least one replica for a while, then lets it go.
@@ -25,7 +26,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from legion.api.auth import Caller
 from legion.api.storage import ResourceStore, StoredResource, TokenRevocations
 from legion.api.storage.tables import ID_LENGTH
-from legion.core.errors import NotFoundError
+from legion.core.errors import NotFoundError, UnavailableError
 from legion.core.routing import RoutingDeployment, RoutingRoute, RoutingSnapshot
 
 RECHECK_S: Final = 1.0
@@ -118,8 +119,10 @@ def routing_router(
             while True:
                 current = await asyncio.to_thread(snapshot, store, revocations)
                 left = deadline - time.monotonic()
-                if current.etag != since or left <= 0 or signal.closing:
+                if current.etag != since or left <= 0:
                     return current
+                if signal.closing:  # an unchanged answer now would only be asked again at once, until we are gone
+                    raise UnavailableError("the management API is stopping; ask again later")
                 await signal.wait(min(left, RECHECK_S))
         finally:
             signal.held -= 1
