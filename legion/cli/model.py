@@ -128,7 +128,12 @@ def test(path: Path, payload: str, endpoint: str | None) -> None:
 @click.option("--name", default=None, help="Only versions of this model.")
 @click.option("-o", "--output", "fmt", default="table", show_default=True, help="table, yaml, json or jsonpath=EXPR.")
 def list_models(name: str | None, fmt: str) -> None:
-    """List the model versions in the registry of the management API."""
+    """List the model versions in the registry of the management API (also ``legion get model [NAME]``)."""
+    show_models(name, fmt)
+
+
+def show_models(name: str | None, fmt: str) -> None:
+    """Print the registry's model versions (of ``name`` only, when given) in ``fmt``."""
     from legion.cli.output import render  # noqa: PLC0415
     from legion.cli.resources import client  # noqa: PLC0415
 

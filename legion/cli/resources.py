@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 
@@ -108,13 +108,22 @@ def login(url: str, token: str | None, name: str, gateway: str | None) -> None:
     click.echo(f"logged in to {url} as context {name!r}")
 
 
+REGISTRY_NOUNS: Final = frozenset({"model", "models", "mv"})
+"""What ``legion get`` takes for the model registry, which is not a resource kind (``legion model list``)."""
+
+
 @click.command()
 @click.argument("kind")
 @click.argument("resource_id", required=False)
 @click.option("-l", "--labels", default=None, help="Only objects with these labels: key=value,key2=value2.")
 @output_option
 def get(kind: str, resource_id: str | None, labels: str | None, fmt: str) -> None:
-    """List the objects of KIND, or show one by id."""
+    """List the objects of KIND, or show one by id; ``get model [NAME]`` lists the registry's model versions."""
+    if kind.lower() in REGISTRY_NOUNS:
+        from legion.cli.model import show_models  # noqa: PLC0415  # the model commands import the SDK: only when asked
+
+        show_models(resource_id, fmt)
+        return
     info = find_kind(kind)
     with client() as session:
         if resource_id:

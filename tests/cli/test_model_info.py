@@ -138,3 +138,11 @@ def test_the_registry_lists_the_deployed_model_with_its_deployment(platform: Pla
     assert result.exit_code == 0, result.output
     [entry] = json.loads(result.stdout)
     assert (entry["version"], entry["source"], entry["deployments"]) == ("2.1", "deployment/census", ["census"])
+    # the registry is not a resource kind, but `legion get model` is where a kubectl user looks for it
+    got = platform.legion("get", "model", "census-like", "-o", "json")
+    assert got.exit_code == 0, got.output
+    assert json.loads(got.stdout) == json.loads(result.stdout)
+    table = platform.legion("get", "models")
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0].split() == ["NAME", "VERSION", "SOURCE", "METRICS", "DEPLOYMENTS"]
+    assert any(line.split()[:2] == ["census-like", "2.1"] for line in table.stdout.splitlines()[1:])
