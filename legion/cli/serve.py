@@ -109,7 +109,11 @@ def serve_command(run: ServeRun = run_server) -> click.Command:
             if call:
                 click.echo(f"try it:\n  {call}")
 
-        raise SystemExit(run(settings, announce))
+        try:
+            code = run(settings, announce)
+        except KeyboardInterrupt:  # uvicorn stops cleanly on Ctrl-C, then raises the signal again for its caller
+            code = 0
+        raise SystemExit(code)
 
     return serve
 

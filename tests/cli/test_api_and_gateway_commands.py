@@ -92,8 +92,10 @@ def test_the_gateway_checks_tokens_with_the_key_of_its_data_directory(
         gateway.stop()
 
 
-@pytest.mark.parametrize("service", ["api", "gateway", "gateway-workers"])
-def test_ctrl_c_stops_a_service_with_status_0_and_no_message(service: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("service", ["api", "gateway", "gateway-workers", "serve"])
+def test_ctrl_c_stops_a_service_with_status_0_and_no_message(
+    service: str, tmp_path: Path, summation_model_dir: Path
+) -> None:
     routing = tmp_path / "routing.json"
     routing.write_text(json.dumps({"etag": "1", "deployments": [], "routes": [], "revokedTokens": []}))
     gateway_options = ["--routing-file", str(routing), "--no-auth", "--log-dir", str(tmp_path / "logs"),
@@ -102,6 +104,7 @@ def test_ctrl_c_stops_a_service_with_status_0_and_no_message(service: str, tmp_p
         "api": ["api", "--data-dir", str(tmp_path / "legion"), "--runtime", "none"],
         "gateway": ["gateway", *gateway_options],
         "gateway-workers": ["gateway", "--workers", "2", *gateway_options],  # the supervisor passes SIGINT on
+        "serve": ["serve", str(summation_model_dir)],
     }[service]
     server = ServerProcess(routing, command=[sys.executable, "-m", "legion", command, "--port", "0", *options])
     try:
