@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -10,11 +11,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import jwt
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_until
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,34 @@ def start_api(data_dir: Path, *extra: str, env: dict[str, str] | None = None) ->
     server = ServerProcess(data_dir, command=command, env={"LEGION_API_ALLOWED_ROOTS": roots, **(env or {})})
     server.wait_ready(path="/health")
     return server
+
+
+LocalApi = tuple[ServerProcess, dict[str, str]]
+"""An API with the local runtime and an admin's headers."""
+
+
+@contextlib.contextmanager
+def local_api(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[LocalApi]:
+    """The API with the local runtime on ``data_dir`` and an admin's headers; afterwards every deployment, packaging
+    and training it holds is deleted (and the deployments seen gone, so no replica outlives the test)."""
+    server = start_api(data_dir, "--runtime", "local", env=env)
+    headers = {"Authorization": f"Bearer {cli_token(data_dir, 'admin')}"}
+    try:
+        yield server, headers
+    finally:
+        for kind in ("model/deployment", "model/packaging", "model/training"):
+            for item in httpx.get(f"{server.url}/api/v1/{kind}", headers=headers).json():
+                httpx.delete(f"{server.url}/api/v1/{kind}/{item['id']}", headers=headers)
+        deployments = f"{server.url}/api/v1/model/deployment"
+        wait_until(lambda: not httpx.get(deployments, headers=headers).json(), 60, "the deployments to go")
+        server.stop()
+
+
+def create(api: LocalApi, path: str, document: dict[str, Any]) -> None:
+    """POST ``document`` to ``/api/v1/<path>`` as the admin; it must be created."""
+    server, headers = api
+    answer = httpx.post(f"{server.url}/api/v1/{path}", headers=headers, json=document)
+    assert answer.status_code == 201, answer.text
 
 
 @pytest.fixture(scope="module")

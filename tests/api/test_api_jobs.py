@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from legion.api.runtime.limits import Limiter
 from legion.cli.main import cli
-from tests.api.conftest import cli_token, start_api
+from tests.api.conftest import create, local_api
 from tests.support.server import ServerProcess, wait_until
 
 DEADLINE_S = 120.0
@@ -75,23 +75,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     data_dir = tmp_path_factory.mktemp("jobs-api")
-    server = start_api(data_dir, "--runtime", "local")
-    headers = {"Authorization": f"Bearer {cli_token(data_dir, 'admin')}"}
-    try:
-        yield server, headers
-    finally:
-        for kind in ("model/deployment", "model/packaging", "model/training"):
-            for item in httpx.get(f"{server.url}/api/v1/{kind}", headers=headers).json():
-                httpx.delete(f"{server.url}/api/v1/{kind}/{item['id']}", headers=headers)
-        deployments = f"{server.url}/api/v1/model/deployment"
-        wait_until(lambda: not httpx.get(deployments, headers=headers).json(), 60, "the deployments to go")
-        server.stop()
-
-
-def create(api: tuple[ServerProcess, dict[str, str]], path: str, document: dict[str, Any]) -> None:
-    server, headers = api
-    answer = httpx.post(f"{server.url}/api/v1/{path}", headers=headers, json=document)
-    assert answer.status_code == 201, answer.text
+    with local_api(data_dir) as running:
+        yield running
 
 
 def status_when(api: tuple[ServerProcess, dict[str, str]], path: str, ident: str, states: set[str]) -> dict[str, Any]:

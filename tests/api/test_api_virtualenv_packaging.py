@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.api.conftest import Api, cli_token, start_api
+from tests.api.conftest import Api, create, local_api
 from tests.conftest import BuiltVirtualenv
 from tests.support.pinned import PINNED_SIX, REQUEST, write_training
 from tests.support.server import ServerProcess, wait_until
@@ -35,23 +35,8 @@ def platform(
 ) -> Iterator[tuple[ServerProcess, dict[str, str]]]:
     data_dir = tmp_path_factory.mktemp("venv-api")
     env = {"LEGION_ENVS_CACHE_DIR": str(pinned_six_virtualenv.cache_dir)}
-    server = start_api(data_dir, "--runtime", "local", env=env)
-    headers = {"Authorization": f"Bearer {cli_token(data_dir, 'admin')}"}
-    try:
-        yield server, headers
-    finally:
-        for kind in ("model/deployment", "model/packaging", "model/training"):
-            for item in httpx.get(f"{server.url}/api/v1/{kind}", headers=headers).json():
-                httpx.delete(f"{server.url}/api/v1/{kind}/{item['id']}", headers=headers)
-        deployments = f"{server.url}/api/v1/model/deployment"
-        wait_until(lambda: not httpx.get(deployments, headers=headers).json(), 60, "the deployments to go")
-        server.stop()
-
-
-def create(platform: tuple[ServerProcess, dict[str, str]], path: str, document: dict[str, Any]) -> None:
-    server, headers = platform
-    answer = httpx.post(f"{server.url}/api/v1/{path}", headers=headers, json=document)
-    assert answer.status_code == 201, answer.text
+    with local_api(data_dir, env=env) as running:
+        yield running
 
 
 def status_when(

@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import pytest
 import yaml
 
 from legion.cli.prometheus import PrometheusSettings, find_binary
 from legion.client import LegionClient
 from legion.core.errors import NotFoundError
-from legion.model import ModelBuilder
 from tests.support.server import wait_until
-from tests.support.up import Up
+from tests.support.up import Up, doubler_deployment
 
 SCRAPE_DEADLINE_S = 90.0
 RATE = 'sum by (deployment, model, version) (rate(legion_model_requests_total{deployment="doubler"}[30s]))'
@@ -46,12 +44,7 @@ pytestmark = [
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
-    builder = ModelBuilder("doubler", "1")
-    builder.export_df(lambda df: df["a"] * 2, pd.DataFrame({"a": [1, 2]}))
-    model = builder.save(tmp_path / "model")
-    path = tmp_path / "deployment.yaml"
-    path.write_text(f"kind: ModelDeployment\nid: doubler\nspec: {{image: {model}, minReplicas: 2}}\n")
-    return path
+    return doubler_deployment(tmp_path)
 
 
 @pytest.fixture

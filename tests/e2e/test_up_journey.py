@@ -19,16 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from legion.cli.main import cli
 from legion.client import LegionClient
-from legion.model import ModelBuilder
 from tests.support.server import wait_until
-from tests.support.up import Up
+from tests.support.up import Up, doubler_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +49,7 @@ def up_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def manifest(tmp_path: Path) -> Path:
-    builder = ModelBuilder("doubler", "1")
-    builder.export_df(lambda df: df["a"] * 2, pd.DataFrame({"a": [1, 2]}))
-    model = builder.save(tmp_path / "model")
-    path = tmp_path / "deployment.yaml"
-    path.write_text(f"kind: ModelDeployment\nid: doubler\nspec: {{image: {model}, minReplicas: 2}}\n")
-    return path
+    return doubler_deployment(tmp_path)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -36,3 +37,13 @@ def children() -> set[int]:
         if fields[1] == me:
             found.add(int(entry.name))
     return found
+
+
+def no_children_left_since(before: set[int]) -> None:
+    """Fail when this process has children that it had not at ``before`` (``children()`` then); they are killed
+    first, by pid, so that one failing test does not leak into the next."""
+    left = children() - before
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert not left, f"processes left behind: {left}"

@@ -14,6 +14,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
+from legion.model import ModelBuilder
+
 ROOT = Path(__file__).resolve().parents[2]
 LINE_DEADLINE_S = 180.0
 STOP_DEADLINE_S = 120.0
@@ -85,3 +89,14 @@ class Up:
         if self.process.stdout is not None and not self._reader.is_alive():
             self.process.stdout.close()
         return code
+
+
+def doubler_deployment(directory: Path) -> Path:
+    """A manifest in ``directory``: a ModelDeployment ``doubler`` (``a`` times 2) with 2 replicas, its model saved
+    beside it."""
+    builder = ModelBuilder("doubler", "1")
+    builder.export_df(lambda df: df["a"] * 2, pd.DataFrame({"a": [1, 2]}))
+    model = builder.save(directory / "model")
+    path = directory / "deployment.yaml"
+    path.write_text(f"kind: ModelDeployment\nid: doubler\nspec: {{image: {model}, minReplicas: 2}}\n")
+    return path

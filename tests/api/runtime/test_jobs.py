@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import NO_MODEL_REASON, JobObservation, LocalJobs
 from legion.core.errors import NotFoundError
 from legion.core.resources import ModelTrainingSpec
-from tests.support.processes import children, eventually_gone, gone
+from tests.support.processes import children, eventually_gone, gone, no_children_left_since
 
 pytestmark = pytest.mark.anyio
 
@@ -121,11 +120,7 @@ def work_dir(tmp_path: Path) -> Iterator[Path]:
     trainings = work / "trainings"
     for directory in sorted(trainings.iterdir()) if trainings.is_dir() else ():
         asyncio.run(jobs.delete(directory.name))
-    left = children() - before
-    for pid in left:  # last resort, by pid, so that one failing test does not leak into the next
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert not left, f"processes left behind: {left}"
+    no_children_left_since(before)
 
 
 @pytest.fixture

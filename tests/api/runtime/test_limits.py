@@ -9,9 +9,7 @@ cgroups (root in the VM or container, or a delegated cgroup v2 subtree); every c
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +24,7 @@ from legion.api.runtime.jobs import JobObservation, LocalJobs
 from legion.api.runtime.limits import Limiter, unit_prefix
 from legion.api.runtime.local import LocalRuntime
 from legion.core.resources import ModelDeploymentSpec, ModelTrainingSpec, ResourceRequirements
-from tests.support.processes import children
+from tests.support.processes import children, no_children_left_since
 
 pytestmark = pytest.mark.anyio
 
@@ -141,11 +139,7 @@ def work_dir(tmp_path: Path) -> Iterator[Path]:
     trainings = work / "trainings"
     for directory in sorted(trainings.iterdir()) if trainings.is_dir() else ():
         asyncio.run(jobs.delete(directory.name))
-    left = children() - before
-    for pid in left:  # last resort, by pid, so that one failing test does not leak into the next
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert not left, f"processes left behind: {left}"
+    no_children_left_since(before)
     prefix = unit_prefix(work)
     cgroups = [p for h in Limiter.find().hierarchies.values() for p in h.parent.glob(f"{prefix}-*")]
     assert not cgroups, f"cgroups left behind: {cgroups}"

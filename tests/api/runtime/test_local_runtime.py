@@ -26,7 +26,7 @@ from legion.api.runtime.base import DeploymentObservation, PermanentRuntimeError
 from legion.api.runtime.local import LocalRuntime
 from legion.core.net import bind
 from legion.core.resources import ModelDeploymentSpec
-from tests.support.processes import children, eventually_gone, gone
+from tests.support.processes import children, eventually_gone, gone, no_children_left_since
 
 pytestmark = pytest.mark.anyio
 
@@ -102,11 +102,7 @@ def work_dir(tmp_path: Path) -> Iterator[Path]:
     work = tmp_path / "work"
     yield work
     asyncio.run(LocalRuntime(work, stop_timeout_s=10).stop_all())
-    left = children() - before
-    for pid in left:  # last resort, by pid, so that one failing test does not leak into the next
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert not left, f"processes left behind: {left}"
+    no_children_left_since(before)
 
 
 async def converge(
