@@ -132,7 +132,7 @@ def registry_router(
             manifest.version,
             manifest=manifest.model_dump(mode="json", by_alias=True, exclude_none=True),
             metrics=manifest.metrics,
-            source=manifest.provenance.training_id or "import",
+            source="import",  # never the manifest's training id: anyone can write one, and a packaging trusts source
             artifact_uri=str(path),
         )
         return _document(registered, deployments_of(registered))
