@@ -84,6 +84,7 @@ def test_docker_rest_pushes_the_models_image_with_the_connections_credentials_an
                httpx.get(f"{url}/api/v1/model/packaging/pushed/log", headers=headers),
                httpx.get(f"{url}/api/v1/connection/pushed", headers=headers)]  # fmt: skip
     assert all(registry.password not in answer.text for answer in answers)
+    assert answers[1].status_code == 404 and "built by the API itself, not run as a job" in answers[1].text
 
 
 def test_credentials_the_registry_refuses_fail_the_packaging_naming_the_registry(
