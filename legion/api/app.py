@@ -31,6 +31,7 @@ from legion.api.prometheus_routes import prometheus_router
 from legion.api.properties_routes import properties_router
 from legion.api.reconcile import DeploymentController, LoopSettings, Reconciler
 from legion.api.reconcile.environments import EnvironmentBuilds
+from legion.api.reconcile.images import ImageBuilds
 from legion.api.reconcile.packagings import PackagingController
 from legion.api.reconcile.registration import DeployedModels
 from legion.api.reconcile.trainings import TrainingController
@@ -112,12 +113,13 @@ def add_controllers(
     reconciler.add(
         TrainingController(store, registry, jobs, work_dir=work_dir, models_dir=models_dir, local_root=Path.cwd())
     )
-    environments = EnvironmentBuilds(settings.environments)
+    environments, images = EnvironmentBuilds(settings.environments), ImageBuilds(settings.images)
     reconciler.add(
         PackagingController(
-            store, registry, jobs, models_dir=models_dir, packages_dir=packages_dir, environments=environments
+            store, registry, jobs, models_dir=models_dir, packages_dir=packages_dir, environments=environments,
+            images=images,
         )
-    )
+    )  # fmt: skip
     return jobs
 
 

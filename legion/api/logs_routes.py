@@ -76,11 +76,15 @@ def logs_router(
 
 def _no_log(stored: StoredResource) -> str:
     """Why a job has no log: its run of the current spec has not started, or it failed before it could start
-    (its reason then is the cause to read; saying "not started yet" would send the user waiting)."""
+    (its reason then is the cause to read; saying "not started yet" would send the user waiting), or it is no job
+    (a ``docker-rest`` packaging, which the API builds itself)."""
     status = stored.status
     what = f"{stored.kind} {stored.id!r}"
-    if status.get("observedGeneration") == stored.generation and status.get("state") == "failed":
+    current = status.get("observedGeneration") == stored.generation
+    if current and status.get("state") == "failed":
         return f"{what} failed before it started, so it has no log: {status.get('reason') or 'no reason given'}"
+    if current and status.get("state") in {"running", "succeeded"}:  # no job: a docker-rest image the API builds
+        return f"{what} is built by the API itself, not run as a job, so it has no log; its status says how it went"
     return f"{what} has not started yet: no log"
 
 

@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from legion.core.settings import LegionSettings, legion_home
 from legion.environments.settings import EnvironmentSettings
+from legion.images.settings import ImageSettings
 
 
 class ApiSettings(LegionSettings):
@@ -66,6 +67,9 @@ class ApiSettings(LegionSettings):
     environments: EnvironmentSettings = Field(default_factory=EnvironmentSettings)
     """Where the models' virtualenvs of ``envManager: virtualenv`` packagings are kept and which uv makes them
     (``LEGION_ENVS_CACHE_DIR``, ``LEGION_ENVS_UV``)."""
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    """Where ``docker-rest`` packagings build images: the container storage (``LEGION_IMAGES_STORAGE_DIR``; none:
+    the API user's own), the base image's cache (``LEGION_IMAGES_CACHE_DIR``) and the build's CA bundle."""
 
     gateway_url: str | None = None
     """Where the gateway in front of this API is reached (``http://host:port``): routes show it in ``edgeUrl``."""

@@ -39,6 +39,8 @@ class PushTarget:
 
     reference: str
     credentials: Credentials | None = None
+    plain_http: bool = False
+    """Speak HTTP, not HTTPS, to this registry (one on loopback, or a connection whose URI says ``http://``)."""
 
     @property
     def registry(self) -> str:
@@ -66,6 +68,8 @@ def push_image(tools: ContainerTools, local: str, target: PushTarget) -> PushedI
     with tempfile.TemporaryDirectory(prefix="legion-push-") as scratch:
         digest_file = Path(scratch) / "digest"
         args = ["push", "--quiet", "--digestfile", str(digest_file)]
+        if target.plain_http:
+            args.append("--tls-verify=false")
         if target.credentials is not None:
             args += ["--authfile", str(_auth_file(Path(scratch), target.registry, target.credentials))]
         tools.podman(*args, local, f"docker://{target.reference}", secrets=secrets)

@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 300.0
 
 
-def example_integration() -> dict[str, Any]:
-    """The ``local`` PackagingIntegration of the census example, with its arguments schema."""
+def example_integration(ident: str = "local") -> dict[str, Any]:
+    """A PackagingIntegration of the census example (``local``, ``docker-rest``), with its schema."""
     documents = yaml.safe_load_all((ROOT / "examples/census_income/legion.yaml").read_text())
-    [integration] = [d for d in documents if d["kind"] == "PackagingIntegration"]
+    [integration] = [d for d in documents if d["kind"] == "PackagingIntegration" and d["id"] == ident]
     return {"id": integration["id"], "spec": integration["spec"]}
 
 

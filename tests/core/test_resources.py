@@ -389,6 +389,8 @@ INVALID: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
     ("PackagingIntegration", "pi",
      {"entrypoint": "x", "schema": {"arguments": {"properties": {"a": {}}, "required": ["a", "b"]}}},
      {"spec.schema.arguments.required.1": "'b' is not among the properties"}),
+    ("PackagingIntegration", "pi", {"entrypoint": "x", "schema": {"arguments": {"properties": {"a": {"pattern": "("}}}}},
+     {"spec.schema.arguments.properties.a.pattern": "not a regular expression"}),
     ("ModelPackaging", "p", {"artifactName": "a.zip", "integrationName": "pi",
                              "targets": [{"name": "t", "connectionName": "c"}, {"name": "t", "connectionName": "d"}]},
      {"spec.targets.1.name": "given twice"}),

@@ -37,7 +37,7 @@ def journey(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Journey
 def test_census_from_its_training_yaml_to_a_deployment_that_answers(journey: Journey) -> None:
     applied = journey.legion("apply", "-f", str(MANIFESTS), "--wait", "--timeout", "300")
     assert applied.exit_code == 0, applied.output
-    assert "6 created, 0 changed, 0 unchanged" in applied.stdout
+    assert "7 created, 0 changed, 0 unchanged" in applied.stdout
     assert "ModelTraining census-income: succeeded" in applied.stderr
 
     models = journey.legion("model", "list", "-o", "json")

@@ -18,6 +18,10 @@ The argument ``envManager`` says where the packager runs: ``local`` (the default
 ``virtualenv``, in the model's own virtualenv, made first (``EnvironmentBuilds``, the packaging waits in
 ``scheduling`` meanwhile). A ``legion model package`` run there records the virtualenv in the package, and the
 local runtime runs the package's replicas with it.
+
+An integration whose entrypoint is ``legion model image`` (``docker-rest``) is no job: the API builds the model's
+OCI image and pushes it to the ``docker-push`` target's registry itself (``legion.api.reconcile.images``), and
+``results`` name the image by digest (``image``) and by tag (``tag``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from pathlib import Path
 from typing import Final
 
 from legion.api.reconcile.environments import EnvironmentBuilds
+from legion.api.reconcile.images import BUILDING as BUILDING_IMAGE
+from legion.api.reconcile.images import IMAGE_ENTRYPOINT, ImageBuilds, failure_reason, image_results, plan_image
 from legion.api.reconcile.jobs import STARTUP_ERRORS, JobController
 from legion.api.reconcile.outcomes import Done, Failed, Outcome, Retry
 from legion.api.reconcile.trainings import artifact_name
@@ -38,8 +44,9 @@ from legion.api.runtime.base import PermanentRuntimeError
 from legion.api.runtime.jobs import PACKAGINGS, JobObservation, LocalJobs
 from legion.api.storage import ModelRegistry, ResourceStore, StoredResource
 from legion.api.storage.typed import stored_resource
-from legion.core.errors import NotFoundError
+from legion.core.errors import LegionError, NotFoundError
 from legion.core.resources import (
+    Connection,
     ModelPackaging,
     ModelPackagingStatus,
     ModelTraining,
@@ -70,6 +77,7 @@ class PackagingController(JobController):
         models_dir: Path,
         packages_dir: Path,
         environments: EnvironmentBuilds,
+        images: ImageBuilds | None = None,
         poll_s: float = 1.0,
     ) -> None:
         super().__init__(store, jobs, poll_s=poll_s)
@@ -77,9 +85,12 @@ class PackagingController(JobController):
         self.models_dir = models_dir
         self.packages_dir = packages_dir
         self.environments = environments
+        self.images = images
 
     async def remove(self, ident: str) -> bool:
         self.environments.forget(f"{ident}@")
+        if self.images is not None:
+            self.images.forget(f"{ident}@")
         return await super().remove(ident)
 
     async def _finish(self, stored: StoredResource, observation: JobObservation) -> Outcome:
@@ -106,6 +117,8 @@ class PackagingController(JobController):
             )
             assert isinstance(integration, PackagingIntegration)
             command = shlex.split(integration.spec.entrypoint)
+            if " ".join(command) == IMAGE_ENTRYPOINT:
+                return await self._image(stored, resource, artifact)
             if not command or command[0] not in ("legion", "legionctl"):
                 raise PermanentRuntimeError(
                     f"the local runtime runs 'legion ...' packagers; {spec.integration_name!r} has entrypoint "
@@ -128,6 +141,38 @@ class PackagingController(JobController):
         except STARTUP_ERRORS as exc:
             return self._not_started(stored, exc)
         return self._started(stored)
+
+    async def _image(self, stored: StoredResource, resource: ModelPackaging, artifact: Path) -> Outcome:
+        """A ``docker-rest`` packaging: the API builds and pushes the image (``ImageBuilds``) while the packaging
+        is ``running``; then ``succeeded`` with the image's digest reference, or ``failed`` with the reason."""
+        if self.images is None:
+            raise PermanentRuntimeError(f"this API builds no images; {resource.spec.integration_name!r} needs it")
+        try:
+            plan = await asyncio.to_thread(plan_image, resource.spec, artifact, self._connection)
+        except LegionError as exc:
+            return self._failed(stored, exc.detail, "the packaging cannot be built as asked")
+        try:
+            pushed = self.images.poll(f"{stored.id}@{stored.generation}", plan)
+        except LegionError as exc:
+            return self._failed(
+                stored, failure_reason(plan, exc), f"building or pushing {plan.target.reference} failed"
+            )
+        if pushed is None:
+            building = ModelPackagingStatus(
+                state="running", observed_generation=stored.generation, message=BUILDING_IMAGE
+            )
+            return Retry(self.poll_s, StatusPatch(building))
+        done = ModelPackagingStatus(
+            state="succeeded", observed_generation=stored.generation, message=None, results=image_results(pushed)
+        )
+        return Done(StatusPatch(done))
+
+    def _connection(self, ident: str) -> Connection | None:
+        try:
+            found = stored_resource(self.store.get("Connection", ident))
+        except NotFoundError:
+            return None
+        return found if isinstance(found, Connection) else None
 
     def _held_by_training(self, stored: StoredResource, artifact: str) -> Outcome | None:
         """What the training that makes ``artifact`` says of this packaging: wait (its run has not succeeded

@@ -6,6 +6,7 @@ Both job kinds report ``scheduling → running → succeeded | failed`` in their
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime
 from typing import Any, ClassVar, Final, Literal, get_args
@@ -181,6 +182,12 @@ def _schema_problems(arguments: dict[str, Any]) -> list[tuple[Loc, str]]:
     if not isinstance(properties, dict) or not all(isinstance(p, dict) for p in properties.values()):
         problems.append((("arguments", "properties"), "must map each argument name to its JSON Schema"))
         properties = {}
+    for name, schema in properties.items():
+        pattern = schema.get("pattern")
+        try:
+            re.compile(pattern if isinstance(pattern, str) else "")
+        except re.error as exc:
+            problems.append((("arguments", "properties", name, "pattern"), f"not a regular expression: {exc}"))
     required = arguments.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         problems.append((("arguments", "required"), "must be a list of argument names"))

@@ -235,8 +235,8 @@ _JSON_TYPES: Mapping[str, Callable[[Any], bool]] = MappingProxyType({
 
 
 def _value_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
-    """Why ``value`` does not fit the JSON Schema ``schema`` by its ``type``, ``enum`` and ``const`` (the keywords
-    an integration's arguments use to name their choices); None when it fits."""
+    """Why ``value`` does not fit the JSON Schema ``schema`` by its ``type``, ``enum``, ``const`` and ``pattern``
+    (the keywords an integration's arguments use to name their choices and shapes); None when it fits."""
     types = schema.get("type")
     names = [types] if isinstance(types, str) else list(types) if isinstance(types, list) else []
     known = [t for t in names if t in _JSON_TYPES]
@@ -247,6 +247,10 @@ def _value_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
         return f"{value!r} is not one of {', '.join(repr(c) for c in choices)}"
     if "const" in schema and value != schema["const"]:
         return f"{value!r} is not {schema['const']!r}"
+    pattern = schema.get("pattern")
+    if isinstance(value, str) and isinstance(pattern, str) and re.search(pattern, value) is None:
+        hint = schema.get("description")
+        return f"{value!r} does not match {pattern!r}" + (f": {hint}" if isinstance(hint, str) else "")
     return None
 
 
